@@ -1,0 +1,69 @@
+// taskstream: one binary, a subcommand per process kind (SPEC section 1).
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "config/settings.hpp"
+#include "util/logging.hpp"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace taskstream;
+  CLI::App app{"taskstream: a task service with Kafka event streaming"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("taskstream 0.1.0"));
+
+  auto* config_cmd = app.add_subcommand("config", "Print the effective settings (secrets masked)");
+
+  auto* topics = app.add_subcommand("topics", "Create and inspect the service's topics and their .dlq twins");
+  topics->require_subcommand(1);
+  auto* ensure = topics->add_subcommand("ensure", "Create missing topics with KAFKA_TOPIC_PARTITIONS and KAFKA_REPLICATION_FACTOR (idempotent)");
+  auto* list = topics->add_subcommand("list", "List the cluster's topics");
+  auto* describe = topics->add_subcommand("describe", "Partitions, leaders, replicas and ISR of a topic (default: the service's topics)");
+  std::optional<std::string> describe_topic;
+  describe->add_option("topic", describe_topic, "Topic name");
+
+  auto* tail = app.add_subcommand("tail", "Print messages of TOPIC as they arrive, one JSON object a line");
+  cli::TailArgs tail_args;
+  tail->add_option("topic", tail_args.topic, "Topic name")->required();
+  tail->add_flag("--from-beginning", tail_args.from_beginning, "Start at the oldest retained message");
+  tail->add_option("--max-messages", tail_args.max_messages, "Exit after this many messages");
+  tail->add_option("--idle-timeout-ms", tail_args.idle_timeout_ms, "Exit after this long without a message");
+
+  CLI11_PARSE(app, argc, argv);
+
+  config::Settings settings;
+  try {
+    settings = config::Settings::from_environment();
+  } catch (const config::ConfigError& e) {
+    std::cerr << "taskstream: configuration error: " << e.what() << "\n";
+    return 2;
+  }
+  util::setup_logging(settings.log_level, settings.log_format);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  if (*config_cmd) {
+    for (const auto& [k, v] : settings.describe()) std::cout << k << "=" << v << "\n";
+    return 0;
+  }
+  if (!settings.kafka_enabled && (*topics || *tail)) {
+    std::cerr << "taskstream: KAFKA_ENABLED=false; set it to true to use Kafka commands\n";
+    return 2;
+  }
+  if (*ensure) return cli::topics_ensure(settings);
+  if (*list) return cli::topics_list(settings);
+  if (*describe) return cli::topics_describe(settings, describe_topic);
+  if (*tail) return cli::tail(settings, tail_args, g_stop);
+  return 0;
+}

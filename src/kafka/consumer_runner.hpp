@@ -1,0 +1,123 @@
+#pragma once
+// ConsumerRunner: one consumer-group member that hands batches of messages to a handler.
+//
+// Guarantees: an offset is stored (and later committed) only after every message before it
+// on its partition was handled or dead-lettered, so a crash redelivers, never skips.
+// Stored offsets are committed every second, and synchronously on revoke and on stop.
+// A new group starts from the earliest offset.
+//
+// Failure handling: a handler that throws is retried with exponential backoff and jitter;
+// NonRetriableError skips the retries. When a batch keeps failing, its messages are handled
+// one by one to find the poison ones; those that still fail go to `<topic>.dlq` (with
+// BatchContext::dead_letter a handler sends one there directly). The runner then goes on.
+// A dead letter counts as handled only once the DLQ acknowledged it.
+//
+// Slow handlers: the handler runs on a worker thread; while it is busy the poll thread
+// pauses the assigned partitions and keeps polling, so the member stays in the group
+// (max.poll.interval.ms) and rebalances are served.
+//
+// Lifecycle: construct, start(), stop() (or destroy). stop() lets the batch in hand finish
+// (retries are cut short), commits, leaves the group, bounded by stop_deadline.
+// Thread-safety: start/stop from one owning thread; stats() from any thread.
+// The handler is called from one thread at a time (the worker).
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/settings.hpp"
+#include "kafka/client_config.hpp"
+#include "kafka/dead_letter.hpp"
+#include "kafka/message.hpp"
+
+namespace taskstream::kafka {
+
+/// A handler error that retrying cannot fix: the message goes to the DLQ at once.
+class NonRetriableError : public std::runtime_error {
+ public:
+  NonRetriableError(std::string reason, const std::string& what) : std::runtime_error(what), reason_(std::move(reason)) {}
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+/// Given to the handler with each batch.
+class BatchContext final {
+ public:
+  /// Sends batch[index] to the DLQ instead of treating it as handled; the rest of the
+  /// batch counts as handled when the handler returns normally.
+  void dead_letter(std::size_t index, std::string reason, std::string error_class, std::string detail);
+  /// True when the runner is stopping: a long handler may cut its work short by throwing.
+  bool stopping() const noexcept { return stopping_ && stopping_->load(); }
+
+  struct Entry {
+    std::size_t index;
+    std::string reason, error_class, detail;
+  };
+  const std::vector<Entry>& dead_letters() const noexcept { return dead_letters_; }
+  void clear() { dead_letters_.clear(); }
+  explicit BatchContext(const std::atomic<bool>* stopping = nullptr) : stopping_(stopping) {}
+
+ private:
+  std::vector<Entry> dead_letters_;
+  const std::atomic<bool>* stopping_;
+};
+
+using BatchHandler = std::function<void(std::span<const Message> batch, BatchContext& ctx)>;
+
+struct ConsumerOptions {
+  std::string group_id;
+  std::vector<std::string> topics;
+  std::string client_id = "taskstream";
+  std::size_t max_batch = 500;
+  std::chrono::milliseconds batch_wait{100};  ///< how long to gather a batch
+  int max_attempts = 5;                       ///< per batch, then per message
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{10'000};
+  /// A batch in hand longer than this pauses the partitions while the poll goes on.
+  std::chrono::milliseconds pause_after{500};
+  std::chrono::milliseconds stop_deadline{15'000};
+  Properties extra;  ///< extra librdkafka properties (tests, tuning)
+};
+
+struct ConsumerStats {
+  std::uint64_t processed = 0;      ///< messages handled (not dead-lettered)
+  std::uint64_t dead_lettered = 0;  ///< messages sent to a DLQ
+  std::uint64_t retries = 0;        ///< handler attempts beyond the first
+  std::uint64_t batches = 0;
+  std::uint64_t rebalances = 0;
+};
+
+class ConsumerRunner final {
+ public:
+  ConsumerRunner(const config::Settings& settings, ConsumerOptions options, BatchHandler handler);
+  ~ConsumerRunner();  ///< stop()
+  ConsumerRunner(const ConsumerRunner&) = delete;
+  ConsumerRunner& operator=(const ConsumerRunner&) = delete;
+
+  /// Subscribes and starts the threads. Throws KafkaException on a bad configuration.
+  void start();
+  /// Bounded by stop_deadline; idempotent.
+  void stop();
+  bool running() const noexcept;
+  /// Partitions currently assigned to this member.
+  std::size_t assigned_partitions() const noexcept;
+  ConsumerStats stats() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The delay before attempt `attempt` (2 = first retry): initial·2^(attempt-2), capped, with
+/// ±25% jitter so members that failed together do not retry together.
+std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                                        double jitter_unit /* 0..1 */);
+
+}  // namespace taskstream::kafka

@@ -1,0 +1,201 @@
+#include "kafka/admin.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "kafka/dead_letter.hpp"
+#include "kafka/embedded_cluster.hpp"
+#include "kafka/impl/client.hpp"
+
+namespace taskstream::kafka {
+namespace {
+
+struct Metadata {
+  const rd_kafka_metadata_t* md = nullptr;
+  ~Metadata() {
+    if (md) rd_kafka_metadata_destroy(md);
+  }
+};
+
+TopicInfo to_info(const rd_kafka_metadata_topic_t& t) {
+  TopicInfo info{t.topic, {}};
+  for (int p = 0; p < t.partition_cnt; ++p) {
+    const auto& mp = t.partitions[p];
+    PartitionInfo pi{mp.id, mp.leader, {mp.replicas, mp.replicas + mp.replica_cnt}, {mp.isrs, mp.isrs + mp.isr_cnt}};
+    info.partitions.push_back(std::move(pi));
+  }
+  std::sort(info.partitions.begin(), info.partitions.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  return info;
+}
+
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const noexcept { rd_kafka_queue_destroy(q); }
+};
+struct EventDeleter {
+  void operator()(rd_kafka_event_t* e) const noexcept { rd_kafka_event_destroy(e); }
+};
+
+}  // namespace
+
+std::vector<TopicSpec> service_topics(const config::Settings& s) {
+  std::vector<TopicSpec> out;
+  for (const auto& name : {s.kafka_topic_task_events, s.kafka_topic_task_updates, s.kafka_topic_notification_request}) {
+    out.push_back({name, s.kafka_topic_partitions, s.kafka_replication_factor, {}});
+    out.push_back({dlq_topic(name), s.kafka_topic_partitions, s.kafka_replication_factor, {}});
+  }
+  return out;
+}
+
+struct Admin::Impl {
+  config::Settings settings;
+  impl::Handle rk;
+
+  const rd_kafka_metadata_t* metadata(const char* topic, std::chrono::milliseconds timeout) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_topic_t* rkt = topic ? rd_kafka_topic_new(rk.get(), topic, nullptr) : nullptr;
+    auto err = rd_kafka_metadata(rk.get(), topic ? 0 : 1, rkt, &md, static_cast<int>(timeout.count()));
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    if (err) {
+      // A timeout after a failed login says nothing; the login failure says what to fix.
+      if (auto reason = impl::last_client_error(rk.get())) throw KafkaException(*reason);
+      throw KafkaException(impl::make_error(err, "metadata"));
+    }
+    return md;
+  }
+};
+
+Admin::Admin(const config::Settings& settings) : impl_(std::make_unique<Impl>()) {
+  impl_->settings = settings;
+  if (!settings.kafka_enabled)
+    throw KafkaException(Error(errc::disabled, "KAFKA_ENABLED=false: no admin client", false, false));
+  ProducerOptions o;
+  o.client_id = "taskstream-admin";
+  // A producer handle serves metadata and admin requests alike. Admin calls must not
+  // create topics as a side effect of asking about them.
+  auto props = common_properties(settings, resolve_bootstrap(settings));
+  props.emplace_back("client.id", "taskstream-admin");
+  props.emplace_back("allow.auto.create.topics", "false");
+  impl_->rk = impl::make_client(RD_KAFKA_PRODUCER, props);
+}
+
+Admin::~Admin() = default;
+
+EnsureResult Admin::ensure_topics(const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout) {
+  EnsureResult result;
+  Metadata md{impl_->metadata(nullptr, timeout)};
+  std::map<std::string, int> existing;
+  for (int i = 0; i < md.md->topic_cnt; ++i)
+    if (!md.md->topics[i].err) existing[md.md->topics[i].topic] = md.md->topics[i].partition_cnt;
+
+  std::vector<const TopicSpec*> missing;
+  for (const auto& t : topics) {
+    auto it = existing.find(t.name);
+    if (it == existing.end()) missing.push_back(&t);
+    else {
+      result.existing.push_back(t.name);
+      if (it->second != t.partitions) result.mismatched.push_back(t.name);
+    }
+  }
+  if (missing.empty()) return result;
+
+  if (impl_->settings.kafka_embedded()) {
+    for (const auto* t : missing) {
+      embedded::create_topic(t->name, t->partitions, t->replication_factor);
+      result.created.push_back(t->name);
+    }
+    return result;
+  }
+
+  char errstr[512];
+  std::vector<rd_kafka_NewTopic_t*> news;
+  for (const auto* t : missing) {
+    auto* nt = rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, t->replication_factor, errstr, sizeof errstr);
+    if (!nt) {
+      for (auto* n : news) rd_kafka_NewTopic_destroy(n);
+      throw KafkaException(Error(errc::invalid_config, "topic " + t->name + ": " + errstr, false, false));
+    }
+    for (const auto& [k, v] : t->configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    news.push_back(nt);
+  }
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(impl_->rk.get()));
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(impl_->rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), errstr, sizeof errstr);
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), errstr, sizeof errstr);
+  rd_kafka_CreateTopics(impl_->rk.get(), news.data(), news.size(), options, queue.get());
+  rd_kafka_AdminOptions_destroy(options);
+  for (auto* n : news) rd_kafka_NewTopic_destroy(n);
+
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 5000));
+  if (!ev) throw KafkaException(Error(errc::timed_out, "CreateTopics timed out"));
+  if (auto err = rd_kafka_event_error(ev.get()))
+    throw KafkaException(Error(err, std::string("CreateTopics: ") + rd_kafka_event_error_string(ev.get())));
+  const auto* res = rd_kafka_event_CreateTopics_result(ev.get());
+  size_t cnt = 0;
+  const auto** rtopics = rd_kafka_CreateTopics_result_topics(res, &cnt);
+  for (size_t i = 0; i < cnt; ++i) {
+    auto err = rd_kafka_topic_result_error(rtopics[i]);
+    std::string name = rd_kafka_topic_result_name(rtopics[i]);
+    if (!err) result.created.push_back(name);
+    else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) result.existing.push_back(name);  // another instance won the race
+    else {
+      const char* msg = rd_kafka_topic_result_error_string(rtopics[i]);
+      throw KafkaException(Error(err, "create topic " + name + ": " + (msg ? msg : rd_kafka_err2str(err))));
+    }
+  }
+  // Wait until the new topics show in metadata with leaders, so producers can use them at once.
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (const auto& name : result.created) {
+    for (;;) {
+      try {
+        auto info = describe_topic(name, std::chrono::seconds(5));
+        if (!info.partitions.empty() &&
+            std::all_of(info.partitions.begin(), info.partitions.end(), [](auto& p) { return p.leader >= 0; }))
+          break;
+      } catch (const KafkaException&) {
+      }
+      if (std::chrono::steady_clock::now() > until) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return result;
+}
+
+std::vector<TopicInfo> Admin::list_topics(std::chrono::milliseconds timeout) {
+  Metadata md{impl_->metadata(nullptr, timeout)};
+  std::vector<TopicInfo> out;
+  for (int i = 0; i < md.md->topic_cnt; ++i) {
+    const auto& t = md.md->topics[i];
+    if (t.err || std::string_view(t.topic).substr(0, 2) == "__") continue;
+    out.push_back(to_info(t));
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  return out;
+}
+
+TopicInfo Admin::describe_topic(const std::string& name, std::chrono::milliseconds timeout) {
+  Metadata md{impl_->metadata(name.c_str(), timeout)};
+  for (int i = 0; i < md.md->topic_cnt; ++i) {
+    const auto& t = md.md->topics[i];
+    if (name != t.topic) continue;
+    if (t.err) throw KafkaException(impl::make_error(t.err, "topic " + name));
+    return to_info(t);
+  }
+  throw KafkaException(Error(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "topic " + name + " does not exist", false, false));
+}
+
+int Admin::broker_count(std::chrono::milliseconds timeout) {
+  Metadata md{impl_->metadata(nullptr, timeout)};
+  return md.md->broker_cnt;
+}
+
+void Admin::delete_topics(const std::vector<std::string>& names, std::chrono::milliseconds timeout) {
+  if (names.empty() || impl_->settings.kafka_embedded()) return;
+  std::vector<rd_kafka_DeleteTopic_t*> dels;
+  for (const auto& n : names) dels.push_back(rd_kafka_DeleteTopic_new(n.c_str()));
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(impl_->rk.get()));
+  rd_kafka_DeleteTopics(impl_->rk.get(), dels.data(), dels.size(), nullptr, queue.get());
+  for (auto* d : dels) rd_kafka_DeleteTopic_destroy(d);
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count())));
+}
+
+}  // namespace taskstream::kafka

@@ -1,0 +1,32 @@
+#pragma once
+// Private: building librdkafka handles from Properties, with logs routed to spdlog.
+
+#include <librdkafka/rdkafka.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "kafka/client_config.hpp"
+#include "kafka/error.hpp"
+
+namespace taskstream::kafka::impl {
+
+struct HandleDeleter {
+  void operator()(rd_kafka_t* rk) const noexcept;
+};
+using Handle = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+
+/// A new client of `type` with `props`; `customize` may set callbacks on the conf.
+/// Throws KafkaException (INVALID_CONFIG) naming the refused property, never its value.
+Handle make_client(rd_kafka_type_t type, const Properties& props, const std::function<void(rd_kafka_conf_t*)>& customize = {});
+
+/// The last non-retriable error (authentication, SSL, ...) the client reported through its
+/// error callback, if any: turns a bare timeout into the reason behind it.
+std::optional<Error> last_client_error(const rd_kafka_t* rk);
+
+/// An Error from a librdkafka error object or code.
+Error make_error(rd_kafka_resp_err_t err, std::string_view context = {});
+Error make_error(const rd_kafka_error_t* err, std::string_view context = {});
+
+}  // namespace taskstream::kafka::impl

@@ -1,0 +1,451 @@
+#include "kafka/consumer_runner.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "events/events.hpp"
+#include "kafka/impl/client.hpp"
+#include "kafka/producer.hpp"
+
+namespace taskstream::kafka {
+
+void BatchContext::dead_letter(std::size_t index, std::string reason, std::string error_class, std::string detail) {
+  dead_letters_.push_back({index, std::move(reason), std::move(error_class), std::move(detail)});
+}
+
+std::chrono::milliseconds backoff_delay(int attempt, std::chrono::milliseconds initial, std::chrono::milliseconds max,
+                                        double jitter_unit) {
+  const int exp = std::clamp(attempt - 2, 0, 30);
+  const double base = std::min<double>(static_cast<double>(initial.count()) * std::ldexp(1.0, exp), static_cast<double>(max.count()));
+  const double jittered = base * (0.75 + 0.5 * std::clamp(jitter_unit, 0.0, 1.0));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(jittered));
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct TopparList {
+  rd_kafka_topic_partition_list_t* list;
+  explicit TopparList(int size) : list(rd_kafka_topic_partition_list_new(size)) {}
+  ~TopparList() { rd_kafka_topic_partition_list_destroy(list); }
+};
+
+/// A failed message on its way to the DLQ.
+struct Failure {
+  std::size_t index;
+  DeadLetterInfo info;
+};
+
+}  // namespace
+
+struct ConsumerRunner::Impl {
+  config::Settings settings;
+  ConsumerOptions opt;
+  BatchHandler handler;
+  impl::Handle rk;
+  std::unique_ptr<Producer> dlq;
+
+  std::thread poll_thread;
+  std::thread worker_thread;
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> abort_retries{false};  // cuts backoff sleeps short (stop, revoke)
+  std::atomic<bool> running{false};
+  std::atomic<std::size_t> assigned{0};
+
+  // Hand-off between the poll thread and the worker. One batch in hand at a time.
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<Message> batch;
+  bool batch_ready = false;     // poll → worker
+  bool batch_done = false;      // worker → poll
+  bool batch_completed = false; // every message handled or dead-lettered
+  bool offsets_stored = false;  // set once the batch's offsets were stored (revoke may do it early)
+  bool worker_exit = false;
+
+  std::vector<Message> carry;  // messages the poll returned while a batch was in hand
+
+  std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0};
+
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // ---- poll thread -------------------------------------------------------------------
+
+  void poll_loop() {
+    while (!stop_requested.load()) {
+      std::vector<Message> next = std::move(carry);
+      carry.clear();
+      gather(next);
+      if (next.empty()) continue;
+      run_batch(std::move(next));
+    }
+  }
+
+  void gather(std::vector<Message>& out) {
+    auto timeout = static_cast<int>(opt.batch_wait.count());
+    while (out.size() < opt.max_batch && !stop_requested.load()) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), out.empty() ? timeout : 0);
+      if (!m) break;
+      if (m->err) {
+        log_consumer_error(m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      out.emplace_back(m);
+    }
+  }
+
+  void log_consumer_error(rd_kafka_message_t* m) {
+    auto e = impl::make_error(m->err, m->rkt ? std::string("consume ") + rd_kafka_topic_name(m->rkt) : "consume");
+    if (e.is_retriable()) spdlog::warn("consumer {}: {}", opt.group_id, e.to_string());
+    else spdlog::error("consumer {}: {}", opt.group_id, e.to_string());
+  }
+
+  void run_batch(std::vector<Message> msgs) {
+    {
+      std::lock_guard lock(mutex);
+      batch = std::move(msgs);
+      batch_ready = true;
+      batch_done = false;
+      batch_completed = false;
+      offsets_stored = false;
+    }
+    cv.notify_all();
+    const auto started = Clock::now();
+    bool paused = false;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex);
+        auto wait = paused ? std::chrono::milliseconds(100)
+                           : std::max(std::chrono::milliseconds(1),
+                                      opt.pause_after - std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started));
+        cv.wait_for(lock, wait, [&] { return batch_done; });
+        if (batch_done) break;
+      }
+      if (stop_requested.load()) abort_retries = true;
+      if (!paused && Clock::now() - started >= opt.pause_after) {
+        set_paused(true);
+        paused = true;
+        spdlog::debug("consumer {}: handler busy for {} ms, partitions paused", opt.group_id, opt.pause_after.count());
+      }
+      if (paused) {
+        // Keeps the member alive and serves rebalances; paused partitions fetch nothing.
+        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 0)) {
+          if (m->err) {
+            log_consumer_error(m);
+            rd_kafka_message_destroy(m);
+          } else {
+            carry.emplace_back(m);
+          }
+        }
+      }
+    }
+    finish_batch_locked_free();
+    if (paused) set_paused(false);
+    batches++;
+  }
+
+  /// Stores the offsets of a completed batch, once. Called by the poll thread after the
+  /// worker finished, or from the revoke callback.
+  void finish_batch_locked_free() {
+    std::lock_guard lock(mutex);
+    if (!batch_done || offsets_stored) return;
+    offsets_stored = true;
+    if (batch_completed) store_offsets(batch);
+    batch.clear();
+    batch_ready = false;
+  }
+
+  void store_offsets(const std::vector<Message>& msgs) {
+    std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> next;
+    for (const auto& m : msgs) {
+      auto& o = next[{m.topic(), m.partition()}];
+      o = std::max(o, m.offset() + 1);
+    }
+    TopparList list(static_cast<int>(next.size()));
+    for (const auto& [tp, off] : next) {
+      std::string topic(tp.first);
+      rd_kafka_topic_partition_list_add(list.list, topic.c_str(), tp.second)->offset = off;
+    }
+    // A partition revoked meanwhile fails to store; its new owner reads it again.
+    if (auto err = rd_kafka_offsets_store(rk.get(), list.list); err && err != RD_KAFKA_RESP_ERR__STATE)
+      spdlog::warn("consumer {}: storing offsets: {}", opt.group_id, rd_kafka_err2str(err));
+  }
+
+  void set_paused(bool pause) {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(rk.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    if (pause) rd_kafka_pause_partitions(rk.get(), parts);
+    else rd_kafka_resume_partitions(rk.get(), parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+  }
+
+  static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<Impl*>(opaque)->on_rebalance(rk, err, parts);
+  }
+
+  void on_rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("consumer {}: assigned {} partition(s)", opt.group_id, parts->cnt);
+      rd_kafka_assign(handle, parts);
+      assigned = static_cast<std::size_t>(parts->cnt);
+      abort_retries = stop_requested.load();
+      return;
+    }
+    // Revoke (eager protocol: everything). Let the batch in hand finish, with its retries
+    // cut short, so what it handled is committed before another member takes over.
+    spdlog::info("consumer {}: revoking {} partition(s)", opt.group_id, parts ? parts->cnt : 0);
+    {
+      std::unique_lock lock(mutex);
+      if (batch_ready && !batch_done) {
+        abort_retries = true;
+        cv.wait_for(lock, opt.stop_deadline, [&] { return batch_done; });
+      }
+    }
+    finish_batch_locked_free();
+    carry.clear();  // the next owner reads them from the committed offset
+    if (auto e = rd_kafka_commit(handle, nullptr, 0); e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+      spdlog::warn("consumer {}: commit on revoke: {}", opt.group_id, rd_kafka_err2str(e));
+    rd_kafka_assign(handle, nullptr);
+    assigned = 0;
+    if (!stop_requested.load()) abort_retries = false;
+  }
+
+  // ---- worker thread -----------------------------------------------------------------
+
+  void worker_loop() {
+    for (;;) {
+      std::vector<Message>* work = nullptr;
+      {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return worker_exit || (batch_ready && !batch_done); });
+        if (worker_exit) return;
+        work = &batch;  // stays put until batch_done is set
+      }
+      bool completed = false;
+      try {
+        completed = process(*work);
+      } catch (const std::exception& e) {
+        spdlog::error("consumer {}: batch abandoned: {}", opt.group_id, e.what());
+      }
+      {
+        std::lock_guard lock(mutex);
+        batch_done = true;
+        batch_completed = completed;
+      }
+      cv.notify_all();
+    }
+  }
+
+  /// Sleeps before attempt `attempt`; false when the sleep was cut short (stop or revoke).
+  bool backoff(int attempt) {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    auto delay = backoff_delay(attempt, opt.backoff_initial, opt.backoff_max, unit(rng));
+    auto until = Clock::now() + delay;
+    while (Clock::now() < until) {
+      if (abort_retries.load()) return false;
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(20), until - Clock::now()));
+    }
+    return !abort_retries.load();
+  }
+
+  /// Handles a batch: true when every message was handled or dead-lettered, false when it
+  /// was abandoned (stop or revoke during retries): then nothing of it is stored.
+  bool process(std::vector<Message>& msgs) {
+    std::span<const Message> all(msgs.data(), msgs.size());
+    BatchContext ctx(&stop_requested);
+    std::string first_failure;
+    std::string last_error;
+    bool permanent = false;
+    for (int attempt = 1; attempt <= opt.max_attempts; ++attempt) {
+      ctx.clear();
+      try {
+        handler(all, ctx);
+        std::vector<Failure> failures;
+        for (const auto& e : ctx.dead_letters())
+          failures.push_back({e.index, info_for(msgs[e.index], e.reason, e.error_class, e.detail, attempt, events::now_rfc3339(),
+                                                events::now_rfc3339())});
+        if (!deliver(msgs, failures)) return false;
+        processed += msgs.size() - failures.size();
+        return true;
+      } catch (const NonRetriableError& e) {
+        last_error = e.what();
+        if (first_failure.empty()) first_failure = events::now_rfc3339();
+        permanent = true;
+        break;
+      } catch (const std::exception& e) {
+        last_error = e.what();
+        if (first_failure.empty()) first_failure = events::now_rfc3339();
+        spdlog::warn("consumer {}: batch of {} failed (attempt {}/{}): {}", opt.group_id, msgs.size(), attempt, opt.max_attempts, e.what());
+        if (attempt < opt.max_attempts) {
+          retries++;
+          if (!backoff(attempt + 1)) return false;
+        }
+      }
+    }
+    if (msgs.size() == 1 && !permanent) {
+      std::vector<Failure> f{{0, info_for(msgs[0], "handler_error", "retries_exhausted", last_error, opt.max_attempts, first_failure,
+                                          events::now_rfc3339())}};
+      return deliver(msgs, f);
+    }
+    return isolate(msgs);
+  }
+
+  /// One message at a time, to let the good ones through and dead-letter the poison ones.
+  bool isolate(std::vector<Message>& msgs) {
+    std::vector<Failure> failures;
+    std::size_t handled = 0;
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+      std::span<const Message> one(&msgs[i], 1);
+      BatchContext ctx(&stop_requested);
+      std::string first_failure;
+      for (int attempt = 1; attempt <= opt.max_attempts; ++attempt) {
+        ctx.clear();
+        try {
+          handler(one, ctx);
+          if (ctx.dead_letters().empty()) ++handled;
+          for (const auto& e : ctx.dead_letters())
+            failures.push_back({i, info_for(msgs[i], e.reason, e.error_class, e.detail, attempt, events::now_rfc3339(), events::now_rfc3339())});
+          break;
+        } catch (const NonRetriableError& e) {
+          auto now = events::now_rfc3339();
+          failures.push_back({i, info_for(msgs[i], e.reason(), "permanent", e.what(), attempt, first_failure.empty() ? now : first_failure, now)});
+          break;
+        } catch (const std::exception& e) {
+          if (first_failure.empty()) first_failure = events::now_rfc3339();
+          if (attempt == opt.max_attempts) {
+            failures.push_back({i, info_for(msgs[i], "handler_error", "retries_exhausted", e.what(), attempt, first_failure, events::now_rfc3339())});
+            break;
+          }
+          retries++;
+          if (!backoff(attempt + 1)) return false;
+        }
+      }
+    }
+    if (!deliver(msgs, failures)) return false;
+    processed += handled;
+    return true;
+  }
+
+  DeadLetterInfo info_for(const Message& m, std::string reason, std::string error_class, std::string detail, int attempts,
+                          std::string first, std::string last) {
+    DeadLetterInfo info;
+    info.reason = std::move(reason);
+    info.error_class = std::move(error_class);
+    info.detail = std::move(detail);
+    info.source_topic = std::string(m.topic());
+    info.source_partition = m.partition();
+    info.source_offset = m.offset();
+    info.attempts = attempts;
+    info.first_failure = std::move(first);
+    info.last_failure = std::move(last);
+    return info;
+  }
+
+  /// Sends the failures to their DLQs and waits for every acknowledgement, retrying while
+  /// Kafka is unavailable; false when cut short.
+  bool deliver(const std::vector<Message>& msgs, std::vector<Failure> failures) {
+    int attempt = 1;
+    while (!failures.empty()) {
+      std::vector<std::pair<std::size_t, std::future<DeliveryResult>>> pending;
+      for (std::size_t k = 0; k < failures.size(); ++k) {
+        spdlog::warn("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
+                     failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
+        pending.emplace_back(k, dlq->send(build_dead_letter(msgs[failures[k].index], failures[k].info)));
+      }
+      std::vector<Failure> again;
+      for (auto& [k, fut] : pending) {
+        auto r = fut.get();
+        if (r.ok()) dead_lettered++;
+        else {
+          spdlog::error("consumer {}: DLQ delivery failed: {}", opt.group_id, r.error.to_string());
+          again.push_back(std::move(failures[k]));
+        }
+      }
+      failures = std::move(again);
+      if (!failures.empty() && !backoff(++attempt)) return false;
+    }
+    return true;
+  }
+};
+
+ConsumerRunner::ConsumerRunner(const config::Settings& settings, ConsumerOptions options, BatchHandler handler)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->settings = settings;
+  impl_->opt = std::move(options);
+  impl_->handler = std::move(handler);
+  if (impl_->opt.max_attempts < 1) impl_->opt.max_attempts = 1;
+  if (impl_->opt.max_batch < 1) impl_->opt.max_batch = 1;
+}
+
+ConsumerRunner::~ConsumerRunner() { stop(); }
+
+void ConsumerRunner::start() {
+  if (impl_->running) return;
+  if (!impl_->settings.kafka_enabled) {
+    spdlog::info("Kafka disabled, consumer {} not started", impl_->opt.group_id);
+    return;
+  }
+  const auto bootstrap = resolve_bootstrap(impl_->settings);
+  ConsumerProperties cp{impl_->opt.group_id, impl_->opt.client_id, impl_->opt.extra};
+  auto* self = impl_.get();
+  impl_->rk = impl::make_client(RD_KAFKA_CONSUMER, consumer_properties(impl_->settings, bootstrap, cp), [self](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, self);
+  });
+  rd_kafka_poll_set_consumer(impl_->rk.get());
+  ProducerOptions po;
+  po.client_id = impl_->opt.client_id + "-dlq";
+  po.delivery_timeout = std::chrono::seconds(30);
+  impl_->dlq = std::make_unique<Producer>(impl_->settings, po);
+
+  TopparList topics(static_cast<int>(impl_->opt.topics.size()));
+  for (const auto& t : impl_->opt.topics) rd_kafka_topic_partition_list_add(topics.list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.list))
+    throw KafkaException(impl::make_error(err, "subscribe"));
+  impl_->stop_requested = false;
+  impl_->abort_retries = false;
+  impl_->worker_exit = false;
+  impl_->running = true;
+  impl_->worker_thread = std::thread([self] { self->worker_loop(); });
+  impl_->poll_thread = std::thread([self] { self->poll_loop(); });
+}
+
+void ConsumerRunner::stop() {
+  if (!impl_ || !impl_->running.exchange(false)) return;
+  const auto deadline = Clock::now() + impl_->opt.stop_deadline;
+  impl_->stop_requested = true;
+  impl_->abort_retries = true;
+  impl_->cv.notify_all();
+  impl_->poll_thread.join();  // returns after the batch in hand finished (retries cut short)
+  // Close commits what was stored (through the revoke callback) and leaves the group.
+  if (auto err = rd_kafka_consumer_close(impl_->rk.get()))
+    spdlog::warn("consumer {}: close: {}", impl_->opt.group_id, rd_kafka_err2str(err));
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->worker_exit = true;
+  }
+  impl_->cv.notify_all();
+  impl_->worker_thread.join();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  impl_->dlq->flush(std::max(left, std::chrono::milliseconds(100)));
+  impl_->dlq.reset();
+  impl_->rk.reset();
+}
+
+bool ConsumerRunner::running() const noexcept { return impl_->running.load(); }
+std::size_t ConsumerRunner::assigned_partitions() const noexcept { return impl_->assigned.load(); }
+
+ConsumerStats ConsumerRunner::stats() const noexcept {
+  return {impl_->processed.load(), impl_->dead_lettered.load(), impl_->retries.load(), impl_->batches.load(), impl_->rebalances.load()};
+}
+
+}  // namespace taskstream::kafka

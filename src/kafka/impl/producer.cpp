@@ -1,0 +1,146 @@
+#include "kafka/producer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "kafka/impl/client.hpp"
+
+namespace taskstream::kafka {
+
+struct Producer::Impl {
+  impl::Handle handle;
+  std::thread poller;
+  std::atomic<bool> stopping{false};
+  bool enabled = true;
+  bool block_when_full = true;
+
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+    std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
+    if (!cb || !*cb) return;
+    DeliveryResult r;
+    if (m->err) {
+      r.error = impl::make_error(m->err, "delivery to " + std::string(rd_kafka_topic_name(m->rkt)));
+    } else {
+      r.partition = m->partition;
+      r.offset = m->offset;
+    }
+    try {
+      (*cb)(r);
+    } catch (const std::exception& e) {
+      spdlog::error("delivery callback threw: {}", e.what());
+    }
+  }
+};
+
+
+Producer::Producer(const config::Settings& settings, ProducerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->enabled = settings.kafka_enabled;
+  impl_->block_when_full = options.block_when_full;
+  if (!impl_->enabled) return;
+  auto props = producer_properties(settings, resolve_bootstrap(settings), options);
+  impl_->handle = impl::make_client(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_dr_msg_cb(conf, &Impl::on_delivery);
+  });
+  impl_->poller = std::thread([impl = impl_.get()] {
+    while (!impl->stopping.load(std::memory_order_relaxed)) rd_kafka_poll(impl->handle.get(), 100);
+  });
+}
+
+Producer::~Producer() {
+  if (!impl_->enabled) return;
+  if (!flush(std::chrono::seconds(10)))
+    spdlog::warn("producer closed with {} message(s) undelivered", in_flight());
+  impl_->stopping = true;
+  impl_->poller.join();
+  // Messages still queued are purged so that their callbacks run (with _PURGE_QUEUE) and
+  // nothing leaks; their owners (the outbox) keep them for the next attempt.
+  rd_kafka_purge(impl_->handle.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(impl_->handle.get(), 0);
+}
+
+void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
+  auto fail = [&](Error e) {
+    if (on_delivery) {
+      DeliveryResult r;
+      r.error = std::move(e);
+      on_delivery(r);
+    }
+  };
+  if (!impl_->enabled) return fail(Error(errc::disabled, "KAFKA_ENABLED=false: not published", false, false));
+  if (fatal()) return fail(Error(RD_KAFKA_RESP_ERR__FATAL, "producer is in a fatal state", false, true));
+
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (!msg.headers.empty()) {
+    hdrs = rd_kafka_headers_new(msg.headers.size());
+    for (const auto& h : msg.headers)
+      rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(), static_cast<ssize_t>(h.value.size()));
+  }
+  auto* cb = new DeliveryCallback(std::move(on_delivery));
+  int flags = RD_KAFKA_MSG_F_COPY | (impl_->block_when_full ? RD_KAFKA_MSG_F_BLOCK : 0);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      impl_->handle.get(), RD_KAFKA_V_TOPIC(msg.topic.c_str()),
+      RD_KAFKA_V_PARTITION(msg.partition.value_or(RD_KAFKA_PARTITION_UA)), RD_KAFKA_V_MSGFLAGS(flags),
+      RD_KAFKA_V_KEY(msg.key.empty() ? nullptr : msg.key.data(), msg.key.size()),
+      RD_KAFKA_V_VALUE(msg.payload.data(), msg.payload.size()), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(cb),
+      RD_KAFKA_V_END);
+  if (err) {
+    // On failure the headers and the opaque stay ours.
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    std::unique_ptr<DeliveryCallback> owned(cb);
+    DeliveryResult r;
+    r.error = impl::make_error(err, "produce to " + msg.topic);
+    if (*owned) (*owned)(r);
+  }
+}
+
+std::future<DeliveryResult> Producer::send(OutgoingMessage msg) {
+  auto promise = std::make_shared<std::promise<DeliveryResult>>();
+  auto fut = promise->get_future();
+  produce(std::move(msg), [promise](const DeliveryResult& r) { promise->set_value(r); });
+  return fut;
+}
+
+PublishResult Producer::publish_event(const std::string& topic, const nlohmann::json& event, const std::string& key,
+                                      std::chrono::milliseconds timeout, std::string_view traceparent) noexcept {
+  try {
+    if (!impl_->enabled) {
+      spdlog::debug("Kafka disabled, not publishing to {}", topic);
+      return {PublishStatus::disabled, "not published: KAFKA_ENABLED=false"};
+    }
+    auto str = [&](const char* field) {
+      auto it = event.find(field);
+      return it != event.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    OutgoingMessage msg{topic, key, event.dump(), event_headers(str("event_id"), str("type"), traceparent), std::nullopt};
+    auto fut = send(std::move(msg));
+    if (fut.wait_for(timeout) != std::future_status::ready)
+      return {PublishStatus::failed, "not acknowledged within " + std::to_string(timeout.count()) + " ms"};
+    auto r = fut.get();
+    if (!r.ok()) {
+      spdlog::error("failed to publish to {}: {}", topic, r.error.to_string());
+      return {PublishStatus::failed, r.error.to_string()};
+    }
+    return {PublishStatus::published, {}};
+  } catch (const std::exception& e) {
+    return {PublishStatus::failed, e.what()};
+  }
+}
+
+bool Producer::flush(std::chrono::milliseconds deadline) {
+  if (!impl_->enabled) return true;
+  // rd_kafka_flush polls too; callbacks may then run on this thread as well as the poller.
+  return rd_kafka_flush(impl_->handle.get(), static_cast<int>(deadline.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+std::size_t Producer::in_flight() const noexcept {
+  return impl_->enabled ? static_cast<std::size_t>(rd_kafka_outq_len(impl_->handle.get())) : 0;
+}
+bool Producer::enabled() const noexcept { return impl_->enabled; }
+bool Producer::fatal() const noexcept {
+  return impl_->enabled && rd_kafka_fatal_error(impl_->handle.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+}  // namespace taskstream::kafka

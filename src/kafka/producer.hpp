@@ -1,0 +1,71 @@
+#pragma once
+// Producer: idempotent, acks=all, keyed, with headers; deliveries are reported per message.
+//
+// Lifecycle: construct (connects lazily), produce from any thread, flush(deadline) on stop,
+// destroy. A background thread serves delivery reports; callbacks run on it and must be
+// quick and must not call flush().
+// Thread-safety: every method is thread-safe.
+// Blocking: produce() blocks only while the local queue is full (block_when_full), never on
+// the network; send(...).get() and publish_event() wait for the broker's acknowledgement.
+// KAFKA_ENABLED=false: nothing is sent; every delivery reports DISABLED at once.
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "config/settings.hpp"
+#include "kafka/client_config.hpp"
+#include "kafka/error.hpp"
+#include "kafka/message.hpp"
+
+namespace taskstream::kafka {
+
+struct DeliveryResult {
+  Error error;  ///< empty when delivered
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  bool ok() const noexcept { return !error; }
+};
+using DeliveryCallback = std::function<void(const DeliveryResult&)>;
+
+enum class PublishStatus { published, disabled, failed };
+struct PublishResult {
+  PublishStatus status = PublishStatus::failed;
+  std::string detail;  ///< why it was not published
+  explicit operator bool() const noexcept { return status == PublishStatus::published; }
+};
+
+class Producer final {
+ public:
+  explicit Producer(const config::Settings& settings, ProducerOptions options = {});
+  ~Producer();  ///< flushes for up to 10 s, then drops what is left
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  /// Queues `msg`; `on_delivery` runs exactly once with the outcome. Never throws.
+  void produce(OutgoingMessage msg, DeliveryCallback on_delivery);
+  /// Queues `msg` and returns a future of its outcome.
+  std::future<DeliveryResult> send(OutgoingMessage msg);
+  /// The seed's publish_event: `event` as JSON to `topic`, keyed by `key`, with the standard
+  /// headers (event_id and type taken from the event), waiting for the acknowledgement up
+  /// to `timeout`. Never throws.
+  PublishResult publish_event(const std::string& topic, const nlohmann::json& event, const std::string& key,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10), std::string_view traceparent = {}) noexcept;
+  /// Waits until every queued message is delivered or `deadline` passes; true when all were.
+  bool flush(std::chrono::milliseconds deadline);
+  /// Messages queued or in flight.
+  std::size_t in_flight() const noexcept;
+  bool enabled() const noexcept;
+  /// After a fatal error the producer refuses everything; the owner builds a new one.
+  bool fatal() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskstream::kafka

@@ -1,0 +1,182 @@
+#include "events/schema_validator.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "events/events.hpp"
+
+namespace ev = taskstream::events;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kTaskId = "0b7c6f0e-2f4a-4c1e-9a51-6d2f3e8b9c10";
+
+// What the producer side builds: fresh ids and timestamps from the helpers, so the
+// test also covers their output against the schema patterns.
+json produced_task_event() {
+    ev::TaskEvent event;
+    event.event_id = ev::new_event_id();
+    event.type = "task_created";
+    event.action = "created";
+    event.timestamp = ev::now_rfc3339();
+    event.user_id = "user-42";
+    event.task_id = kTaskId;
+    event.seq = 1;
+    event.task_data = {{"id", kTaskId}, {"title", "Buy milk"}};
+    return ev::to_json(event);
+}
+
+json produced_task_update() {
+    ev::TaskUpdateEvent event;
+    event.event_id = ev::new_event_id();
+    event.type = "task_deleted";
+    event.timestamp = ev::now_rfc3339();
+    event.user_id = "user-42";
+    event.task_id = kTaskId;
+    event.seq = 7;
+    event.changes = {{"deleted", true}};
+    return ev::to_json(event);
+}
+
+json produced_notification() {
+    ev::NotificationRequest request;
+    request.event_id = ev::new_event_id();
+    request.user_id = "user-42";
+    request.task_id = kTaskId;
+    request.type = "deadline_reminder";
+    request.title = "Due soon";
+    request.message = "Buy milk is due in 1 hour";
+    request.channels = {"in_app", "email", "sms"};
+    request.email = "someone@example.com";
+    return ev::to_json(request);
+}
+
+std::string joined(const std::vector<std::string>& errors) {
+    std::string out;
+    for (const auto& error : errors) {
+        out += error + "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(SchemaFiles, AreDraft07JsonWithIdAndOpenProperties) {
+    for (const char* kind : {"task-event", "task-update", "notification-request"}) {
+        const auto path = std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / (std::string(kind) + ".schema.json");
+        std::ifstream in(path);
+        ASSERT_TRUE(in) << path;
+        const auto schema = json::parse(in);  // throws (fails the test) if not JSON
+        EXPECT_EQ(schema.at("$schema"), "http://json-schema.org/draft-07/schema#") << kind;
+        EXPECT_TRUE(schema.at("$id").is_string()) << kind;
+        EXPECT_TRUE(schema.at("title").is_string()) << kind;
+        EXPECT_TRUE(schema.at("description").is_string()) << kind;
+        EXPECT_EQ(schema.at("additionalProperties"), true) << kind;
+        EXPECT_TRUE(schema.at("required").is_array()) << kind;
+    }
+}
+
+TEST(SchemaValidator, UnknownKindAndMissingFileThrow) {
+    EXPECT_THROW((void)ev::SchemaValidator::for_topic_kind("task-events"), std::invalid_argument);
+    EXPECT_THROW(ev::SchemaValidator(std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / "nope.schema.json"),
+                 std::runtime_error);
+}
+
+TEST(SchemaValidator, ProducedTaskEventIsValid) {
+    const auto validator = ev::SchemaValidator::for_topic_kind("task-event");
+    for (const char* type : {"task_created", "task_updated", "task_completed", "task_deleted"}) {
+        auto doc = produced_task_event();
+        doc["type"] = type;
+        doc["action"] = std::string(ev::action_for(type));
+        EXPECT_EQ(joined(validator.validate(doc)), "") << type;
+    }
+}
+
+TEST(SchemaValidator, ProducedTaskUpdateIsValid) {
+    const auto validator = ev::SchemaValidator::for_topic_kind("task-update");
+    EXPECT_EQ(joined(validator.validate(produced_task_update())), "");
+}
+
+TEST(SchemaValidator, ProducedNotificationIsValid) {
+    const auto validator = ev::SchemaValidator::for_topic_kind("notification-request");
+    EXPECT_EQ(joined(validator.validate(produced_notification())), "");
+
+    // Default-constructed channels and no optional fields.
+    ev::NotificationRequest minimal;
+    minimal.event_id = ev::new_event_id();
+    minimal.user_id = "u";
+    minimal.type = "task_overdue";
+    EXPECT_EQ(joined(validator.validate(ev::to_json(minimal))), "");
+}
+
+TEST(SchemaValidator, SchemaAgreesWithParserOnProducedMessages) {
+    // Whatever passes the schema must also pass our parser, and vice versa, for the
+    // messages we produce; guards against the two drifting apart.
+    const ev::SourcePosition pos{"task-events", 0, 0};
+    EXPECT_NO_THROW((void)ev::parse_task_event(produced_task_event().dump(), pos));
+    EXPECT_NO_THROW((void)ev::parse_task_update(produced_task_update().dump(), pos));
+    EXPECT_NO_THROW((void)ev::parse_notification_request(produced_notification().dump(), pos));
+}
+
+TEST(SchemaValidator, MissingRequiredFieldFails) {
+    const auto task_events = ev::SchemaValidator::for_topic_kind("task-event");
+    for (const char* field : {"event_id", "type", "action", "timestamp", "user_id", "task_id", "seq", "task_data"}) {
+        auto doc = produced_task_event();
+        doc.erase(field);
+        EXPECT_FALSE(task_events.validate(doc).empty()) << field;
+    }
+    auto update = produced_task_update();
+    update.erase("changes");
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-update").validate(update).empty());
+
+    auto notification = produced_notification();
+    notification.erase("channels");
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("notification-request").validate(notification).empty());
+}
+
+TEST(SchemaValidator, BadEnumFails) {
+    auto doc = produced_task_event();
+    doc["type"] = "task_archived";
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-event").validate(doc).empty());
+
+    auto notification = produced_notification();
+    notification["channels"] = {"in_app", "pigeon"};
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("notification-request").validate(notification).empty());
+}
+
+TEST(SchemaValidator, MismatchedActionFails) {
+    auto doc = produced_task_event();  // task_created
+    doc["action"] = "deleted";
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-event").validate(doc).empty());
+}
+
+TEST(SchemaValidator, BadPatternsAndTypesFail) {
+    const auto validator = ev::SchemaValidator::for_topic_kind("task-event");
+    const std::vector<std::pair<const char*, json>> bad{
+        {"task_id", "not-a-uuid"},   {"event_id", 17},         {"timestamp", "2026-11-27 12:00"},
+        {"timestamp", {{"a", 1}}},   {"seq", -1},              {"seq", "1"},
+        {"user_id", ""},             {"task_data", json::array()},
+    };
+    for (const auto& [field, value] : bad) {
+        auto doc = produced_task_event();
+        doc[field] = value;
+        EXPECT_FALSE(validator.validate(doc).empty()) << field << " = " << value.dump();
+    }
+}
+
+TEST(SchemaValidator, DeleteUpdateMustSayDeleted) {
+    auto update = produced_task_update();  // task_deleted
+    update["changes"] = {{"status", "done"}};
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-update").validate(update).empty());
+}
+
+TEST(SchemaValidator, ExtraFieldsAreAllowed) {
+    auto doc = produced_task_event();
+    doc["added_in_v2"] = true;
+    EXPECT_TRUE(ev::SchemaValidator::for_topic_kind("task-event").validate(doc).empty());
+}
