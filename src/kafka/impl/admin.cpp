@@ -57,6 +57,8 @@ struct Admin::Impl {
     if (rkt) rd_kafka_topic_destroy(rkt);
     if (err) {
       // A timeout after a failed login says nothing; the login failure says what to fix.
+      // Error callbacks are served by poll, which a metadata call does not do.
+      rd_kafka_poll(rk.get(), 0);
       if (auto reason = impl::last_client_error(rk.get())) throw KafkaException(*reason);
       throw KafkaException(impl::make_error(err, "metadata"));
     }

@@ -1,0 +1,106 @@
+// The taskstream binary's Kafka commands, run as a user would, against the real broker.
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "events/events.hpp"
+#include "kafka/producer.hpp"
+#include "test_env.hpp"
+
+using namespace taskstream;
+
+namespace {
+
+struct Run {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& env, const std::string& args) {
+  std::string cmd = env + " " TASKSTREAM_BINARY " " + args + " 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  while (auto n = fread(buf.data(), 1, buf.size(), f)) out.append(buf.data(), n);
+  int status = pclose(f);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string bootstrap_env() { return std::string("KAFKA_BOOTSTRAP_SERVERS=") + std::getenv("KAFKA_BOOTSTRAP_SERVERS") + " LOG_LEVEL=warn"; }
+
+}  // namespace
+
+TEST(Cli, TopicsEnsureCreatesTheTopicsAndTheirDlqTwinsIdempotently) {
+  itest::kafka_settings();  // fails when the broker address is missing
+  const auto prefix = itest::unique_name("cli");
+  const std::string env = bootstrap_env() + " KAFKA_TOPIC_TASK_EVENTS=" + prefix + "-events KAFKA_TOPIC_TASK_UPDATES=" + prefix +
+                          "-updates KAFKA_TOPIC_NOTIFICATION_REQUEST=" + prefix + ".notification KAFKA_TOPIC_PARTITIONS=4";
+  auto first = run(env, "topics ensure");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  for (const auto& t : {prefix + "-events", prefix + "-events.dlq", prefix + "-updates", prefix + "-updates.dlq", prefix + ".notification",
+                        prefix + ".notification.dlq"})
+    EXPECT_NE(first.out.find("created\t" + t + "\n"), std::string::npos) << first.out;
+  auto second = run(env, "topics ensure");
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(second.out.find("created"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("exists\t" + prefix + "-events\n"), std::string::npos) << second.out;
+
+  auto described = run(env, "topics describe");
+  ASSERT_EQ(described.exit_code, 0) << described.out;
+  EXPECT_NE(described.out.find(prefix + "-events\tpartitions=4\treplication=1"), std::string::npos) << described.out;
+  EXPECT_NE(described.out.find("  partition 3\tleader="), std::string::npos) << described.out;
+  auto listed = run(env, "topics list");
+  EXPECT_NE(listed.out.find(prefix + ".notification.dlq\t"), std::string::npos) << listed.out;
+}
+
+TEST(Cli, TailPrintsOneJsonObjectPerMessage) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("tail");
+  itest::create_topic_with_dlq(s, topic, 2);
+  kafka::Producer producer(s);
+  std::string id = events::new_event_id();
+  ASSERT_TRUE(producer.publish_event(topic, {{"event_id", id}, {"type", "task_created"}, {"n", 1}}, "user-a"));
+  ASSERT_TRUE(producer.send({topic, "user-b", "not json \xff", {}, std::nullopt}).get().ok());
+
+  auto r = run(bootstrap_env(), "tail " + topic + " --from-beginning --max-messages 2 --idle-timeout-ms 20000");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<nlohmann::json> got;
+  while (std::getline(lines, line))
+    if (!line.empty() && line[0] == '{') got.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(got.size(), 2u) << r.out;
+  std::sort(got.begin(), got.end(), [](auto& a, auto& b) { return a["key"] < b["key"]; });
+  EXPECT_EQ(got[0]["topic"], topic);
+  EXPECT_EQ(got[0]["value"]["event_id"], id);
+  EXPECT_EQ(got[0]["headers"]["event_type"], "task_created");
+  EXPECT_EQ(got[0]["headers"]["schema_version"], "1");
+  EXPECT_TRUE(got[0]["offset"].is_number());
+  EXPECT_TRUE(got[1]["value"].is_string());  // not JSON: printed as text
+}
+
+TEST(Cli, ClearErrorsForAMissingTopicAnUnreachableBrokerAndABadSetting) {
+  itest::kafka_settings();
+  auto missing = run(bootstrap_env(), "tail no-such-topic-" + itest::unique_name("x") + " --idle-timeout-ms 1000");
+  EXPECT_EQ(missing.exit_code, 1) << missing.out;
+  EXPECT_NE(missing.out.find("topics ensure"), std::string::npos) << missing.out;
+
+  auto down = run("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1 LOG_LEVEL=off", "topics list");
+  EXPECT_EQ(down.exit_code, 1) << down.out;
+  EXPECT_NE(down.out.find("KAFKA_BOOTSTRAP_SERVERS"), std::string::npos) << down.out;
+
+  auto bad = run("HTTP_PORT=eighty", "config");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.out, "taskstream: configuration error: HTTP_PORT: 'eighty' is not a whole number; allowed: 1..65535\n");
+}
+
+TEST(Cli, ConfigMasksSecrets) {
+  auto r = run("KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=PLAIN KAFKA_SASL_USERNAME=u KAFKA_SASL_PASSWORD=topsecret-pw", "config");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.find("topsecret-pw"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KAFKA_SASL_PASSWORD=******"), std::string::npos) << r.out;
+}
