@@ -1,0 +1,136 @@
+// ConsumerRunner lifecycle against a real broker: commit on revoke when a second member
+// joins, a handler slower than max.poll.interval.ms keeps its membership, and stop is
+// bounded while a batch is stuck in retries (the batch is not committed, so it comes back).
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "events/events.hpp"
+#include "kafka/consumer_runner.hpp"
+#include "kafka/producer.hpp"
+#include "test_env.hpp"
+
+using namespace taskstream;
+using namespace std::chrono_literals;
+
+namespace {
+
+void produce_numbered(const config::Settings& s, const std::string& topic, int count, int users) {
+  kafka::Producer producer(s);
+  std::vector<std::future<kafka::DeliveryResult>> f;
+  for (int i = 0; i < count; ++i)
+    f.push_back(producer.send({topic, "user-" + std::to_string(i % users), std::to_string(i), {}, std::nullopt}));
+  for (auto& x : f) ASSERT_TRUE(x.get().ok());
+}
+
+struct Tally {
+  std::mutex mutex;
+  std::multiset<std::string> seen;
+  void add(std::span<const kafka::Message> batch) {
+    std::lock_guard lock(mutex);
+    for (const auto& m : batch) seen.insert(std::string(m.payload()));
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex);
+    return seen.size();
+  }
+};
+
+}  // namespace
+
+TEST(ConsumerLifecycle, SecondMemberJoiningGetsCommittedOffsetsAndNothingIsHandledTwice) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("rebalance");
+  itest::create_topic_with_dlq(s, topic, 6);
+  constexpr int kCount = 600;
+  produce_numbered(s, topic, kCount, 30);
+
+  Tally tally;
+  auto slow = [&](std::span<const kafka::Message> batch, kafka::BatchContext&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10) * batch.size());
+    tally.add(batch);
+  };
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("rebalance-group");
+  o.topics = {topic};
+  o.max_batch = 25;
+  kafka::ConsumerRunner a(s, o, slow);
+  a.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 100; }));
+  kafka::ConsumerRunner b(s, o, slow);
+  b.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= kCount; }, 120s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_GE(a.stats().rebalances, 2u) << "member A never saw the second member join";
+  EXPECT_GT(b.stats().processed, 0u) << "member B got no work";
+  a.stop();
+  b.stop();
+
+  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kCount));
+  EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(kCount)) << (tally.seen.size() - distinct.size()) << " handled twice";
+}
+
+TEST(ConsumerLifecycle, HandlerSlowerThanMaxPollIntervalKeepsItsMembership) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("slow");
+  itest::create_topic_with_dlq(s, topic, 2);
+  produce_numbered(s, topic, 20, 4);
+
+  Tally tally;
+  std::atomic<int> calls{0};
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("slow-group");
+  o.topics = {topic};
+  // librdkafka's floor for max.poll.interval.ms is session.timeout.ms (10 s here).
+  o.extra = {{"max.poll.interval.ms", "10000"}};
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) {
+    if (calls++ == 0) std::this_thread::sleep_for(13s);  // longer than max.poll.interval.ms
+    tally.add(batch);
+  });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 20; }, 60s));
+  std::this_thread::sleep_for(1s);
+  // One assignment at start; a member evicted for not polling would have been revoked and
+  // re-assigned, and would re-handle the first batch.
+  EXPECT_EQ(runner.stats().rebalances, 1u);
+  EXPECT_EQ(tally.size(), 20u);
+  runner.stop();
+}
+
+TEST(ConsumerLifecycle, StopIsBoundedWhileRetryingAndTheUnfinishedBatchComesBack) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("stuck");
+  itest::create_topic_with_dlq(s, topic, 1);
+  produce_numbered(s, topic, 3, 1);
+
+  std::atomic<int> attempts{0};
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("stuck-group");
+  o.topics = {topic};
+  o.max_attempts = 100;
+  o.backoff_initial = 5s;  // the runner sits in backoff when asked to stop
+  o.stop_deadline = 5s;
+  {
+    kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message>, kafka::BatchContext&) {
+      attempts++;
+      throw std::runtime_error("database unavailable");
+    });
+    runner.start();
+    ASSERT_TRUE(itest::wait_until([&] { return attempts.load() >= 1; }));
+    const auto t0 = std::chrono::steady_clock::now();
+    runner.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, o.stop_deadline) << "stop overran its deadline";
+    EXPECT_EQ(runner.stats().dead_lettered, 0u) << "stopping must not dead-letter a batch that was only retrying";
+  }
+  // Nothing of the abandoned batch was committed: the next member gets all of it.
+  Tally tally;
+  kafka::ConsumerRunner next(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { tally.add(batch); });
+  next.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 3; }));
+  next.stop();
+  EXPECT_EQ(tally.seen, (std::multiset<std::string>{"0", "1", "2"}));
+}
