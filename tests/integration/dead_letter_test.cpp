@@ -9,6 +9,7 @@
 #include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "kafka/producer.hpp"
+#include "workers/event_batch.hpp"
 #include "kafka/tail.hpp"
 #include "test_env.hpp"
 
@@ -75,15 +76,10 @@ TEST(KafkaRealBroker, PoisonMessagesGoToTheDlqWithTheirReason) {
   o.group_id = itest::unique_name("poison-group");
   o.topics = {topic};
   kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      try {
-        auto e = events::parse_task_event(batch[i].payload(), {batch[i].topic(), batch[i].partition(), batch[i].offset()});
-        std::lock_guard lock(mutex);
-        handled_seqs.push_back(*e.seq);
-      } catch (const events::EventError& e) {
-        ctx.dead_letter(i, std::string(e.reason()), "permanent", e.what());
-      }
-    }
+    workers::for_each_event(batch, ctx, events::parse_task_event, [&](const kafka::Message&, events::TaskEvent e) {
+      std::lock_guard lock(mutex);
+      handled_seqs.push_back(*e.seq);
+    });
   });
   runner.start();
   ASSERT_TRUE(itest::wait_until([&] { return runner.stats().processed + runner.stats().dead_lettered >= payloads.size(); }));
