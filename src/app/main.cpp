@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "app/serve.hpp"
 #include "cli/commands.hpp"
 #include "config/settings.hpp"
 #include "util/logging.hpp"
@@ -22,6 +23,11 @@ int main(int argc, char** argv) {
   CLI::App app{"taskstream: a task service with Kafka event streaming"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("taskstream 0.1.0"));
+
+  auto* serve_cmd = app.add_subcommand("serve", "HTTP API, outbox relay and (later) the consumers in one process");
+  app::ServeOptions serve_options;
+  serve_cmd->add_flag("--dev", serve_options.dev, "Generate a JWT secret when JWT_SECRET is not set");
+  auto* migrate_cmd = app.add_subcommand("migrate", "Apply the database migrations");
 
   auto* config_cmd = app.add_subcommand("config", "Print the effective settings (secrets masked)");
 
@@ -53,6 +59,8 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
+  if (*serve_cmd) return app::serve(settings, serve_options);
+  if (*migrate_cmd) return app::migrate(settings);
   if (*config_cmd) {
     for (const auto& [k, v] : settings.describe()) std::cout << k << "=" << v << "\n";
     return 0;

@@ -55,6 +55,7 @@ namespace errc {
 inline constexpr int disabled = -10000;        ///< KAFKA_ENABLED=false
 inline constexpr int invalid_config = -10001;  ///< a property librdkafka refused
 inline constexpr int timed_out = -10002;       ///< our own deadline passed
+inline constexpr int closed = -10003;          ///< the client was closed
 }  // namespace errc
 
 }  // namespace taskstream::kafka

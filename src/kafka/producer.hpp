@@ -42,7 +42,7 @@ struct PublishResult {
 class Producer final {
  public:
   explicit Producer(const config::Settings& settings, ProducerOptions options = {});
-  ~Producer();  ///< flushes for up to 10 s, then drops what is left
+  ~Producer();  ///< close(10 s) unless closed already
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
@@ -57,6 +57,10 @@ class Producer final {
                               std::chrono::milliseconds timeout = std::chrono::seconds(10), std::string_view traceparent = {}) noexcept;
   /// Waits until every queued message is delivered or `deadline` passes; true when all were.
   bool flush(std::chrono::milliseconds deadline);
+  /// Flushes up to `deadline`, then purges what is left (their callbacks report
+  /// _PURGE_QUEUE / _PURGE_INFLIGHT) and stops the poll thread; later produces fail.
+  /// Idempotent. Returns true when everything was delivered.
+  bool close(std::chrono::milliseconds deadline);
   /// Messages queued or in flight.
   std::size_t in_flight() const noexcept;
   bool enabled() const noexcept;

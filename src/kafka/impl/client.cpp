@@ -12,7 +12,9 @@ std::mutex g_errors_mutex;
 std::map<const rd_kafka_t*, Error> g_errors;  // last non-retriable error per live client
 
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  const auto lvl = level <= 3 ? spdlog::level::err : level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+  // librdkafka logs a refused connection at level 3 although it retries by itself; the
+  // error callback reports what an operator must act on, so its logs stay warnings.
+  const auto lvl = level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
   spdlog::log(lvl, "kafka {} {}: {}", rd_kafka_name(rk), fac, buf);
 }
 

@@ -426,6 +426,9 @@ void ConsumerRunner::stop() {
   impl_->abort_retries = true;
   impl_->cv.notify_all();
   impl_->poll_thread.join();  // returns after the batch in hand finished (retries cut short)
+  // Messages fetched but not handled are dropped (their offsets were not stored, so the
+  // next member reads them again); they must go before the handle does.
+  impl_->carry.clear();
   // Close commits what was stored (through the revoke callback) and leaves the group.
   if (auto err = rd_kafka_consumer_close(impl_->rk.get()))
     spdlog::warn("consumer {}: close: {}", impl_->opt.group_id, rd_kafka_err2str(err));

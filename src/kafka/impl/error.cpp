@@ -13,6 +13,7 @@ class Category final : public std::error_category {
       case errc::disabled: return "Kafka is disabled";
       case errc::invalid_config: return "invalid Kafka configuration";
       case errc::timed_out: return "timed out";
+      case errc::closed: return "client closed";
       default: return rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(code));
     }
   }
@@ -62,6 +63,7 @@ std::string Error::name() const {
     case errc::disabled: return "DISABLED";
     case errc::invalid_config: return "INVALID_CONFIG";
     case errc::timed_out: return "DEADLINE_EXCEEDED";
+    case errc::closed: return "CLOSED";
     default: return rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code_));
   }
 }

@@ -49,16 +49,19 @@ Producer::Producer(const config::Settings& settings, ProducerOptions options) : 
   });
 }
 
-Producer::~Producer() {
-  if (!impl_->enabled) return;
-  if (!flush(std::chrono::seconds(10)))
-    spdlog::warn("producer closed with {} message(s) undelivered", in_flight());
-  impl_->stopping = true;
+Producer::~Producer() { close(std::chrono::seconds(10)); }
+
+bool Producer::close(std::chrono::milliseconds deadline) {
+  if (!impl_->enabled || impl_->stopping.exchange(true)) return true;
+  // New produces are refused from here on; flush serves the delivery reports itself.
+  const bool delivered = rd_kafka_flush(impl_->handle.get(), static_cast<int>(deadline.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (!delivered) spdlog::warn("producer closed with {} message(s) undelivered", in_flight());
   impl_->poller.join();
-  // Messages still queued are purged so that their callbacks run (with _PURGE_QUEUE) and
-  // nothing leaks; their owners (the outbox) keep them for the next attempt.
+  // What is left is purged so that its callbacks run and nothing leaks; the owners (the
+  // outbox) keep those events for the next attempt.
   rd_kafka_purge(impl_->handle.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(impl_->handle.get(), 0);
+  return delivered;
 }
 
 void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
@@ -70,6 +73,7 @@ void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
     }
   };
   if (!impl_->enabled) return fail(Error(errc::disabled, "KAFKA_ENABLED=false: not published", false, false));
+  if (impl_->stopping.load()) return fail(Error(errc::closed, "producer is closed", false, false));
   if (fatal()) return fail(Error(RD_KAFKA_RESP_ERR__FATAL, "producer is in a fatal state", false, true));
 
   rd_kafka_headers_t* hdrs = nullptr;

@@ -1,0 +1,43 @@
+#pragma once
+// The HTTP API of SPEC section 4: handlers over the store, the token codec and the relay.
+// Handlers run on the server's threads and send every blocking call (database, password
+// hashing, Kafka checks) to `blocking_pool`.
+
+#include <functional>
+
+#include <utility>
+#include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
+
+#include "auth/jwt.hpp"
+#include "config/settings.hpp"
+#include "http/router.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::outbox {
+class Relay;
+}
+
+namespace taskstream::api {
+
+class Metrics;
+
+struct ApiContext {
+  const config::Settings& settings;
+  storage::Store& store;
+  boost::asio::thread_pool& blocking_pool;
+  const auth::JwtCodec& jwt;
+  outbox::Relay* relay = nullptr;            ///< woken after each committed change
+  std::function<bool()> kafka_ready;          ///< blocking; null when Kafka is disabled
+  Metrics* metrics = nullptr;                 ///< for /metrics
+};
+
+/// Adds every route of section 4 this build serves, and the authenticator.
+void register_routes(http::Router& router, ApiContext& ctx);
+
+/// The OpenAPI 3 document of the routes `router` serves.
+nlohmann::json openapi_document(const http::Router& router);
+/// "METHOD pattern" of every operation openapi_document describes (for the route test).
+std::vector<std::string> described_operations();
+
+}  // namespace taskstream::api

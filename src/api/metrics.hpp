@@ -1,0 +1,41 @@
+#pragma once
+// Prometheus metrics of the serving process (SPEC section 8): requests and latency by
+// route and status, outbox figures. Thread-safe; observe() is cheap (one mutex, no I/O).
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace taskstream::api {
+
+class Metrics final {
+ public:
+  void observe_request(const std::string& method, const std::string& route, int status, std::chrono::nanoseconds elapsed);
+  /// Gauges read when /metrics is scraped (outbox waiting, relay counters...).
+  void add_gauge(std::string name, std::string help, std::string type, std::function<double()> read);
+  /// The Prometheus text exposition.
+  std::string render() const;
+
+ private:
+  static constexpr std::array<double, 12> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  struct Histogram {
+    std::array<std::uint64_t, kBuckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  struct Gauge {
+    std::string name, help, type;
+    std::function<double()> read;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
+  std::map<std::pair<std::string, std::string>, Histogram> latency_;
+  std::vector<Gauge> gauges_;
+};
+
+}  // namespace taskstream::api

@@ -1,0 +1,123 @@
+// The OpenAPI 3 description of the API. Operations are written out here, one entry a
+// route; a test checks that the router and this table name the same routes.
+
+#include <map>
+
+#include "api/api.hpp"
+
+namespace taskstream::api {
+namespace {
+
+using nlohmann::json;
+
+json ref(const std::string& name) { return {{"$ref", "#/components/schemas/" + name}}; }
+json body_of(const std::string& schema) { return {{"required", true}, {"content", {{"application/json", {{"schema", ref(schema)}}}}}}; }
+json answer(const std::string& description, const std::string& schema = {}) {
+  json r{{"description", description}};
+  if (!schema.empty()) r["content"] = {{"application/json", {{"schema", ref(schema)}}}};
+  return r;
+}
+json problem(const std::string& description) {
+  return {{"description", description}, {"content", {{"application/problem+json", {{"schema", ref("Problem")}}}}}};
+}
+json id_param() {
+  return json::array({{{"name", "id"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}, {"format", "uuid"}}}}});
+}
+
+/// "METHOD /path" → operation.
+const std::map<std::string, json>& operations() {
+  static const std::map<std::string, json> ops = [] {
+    std::map<std::string, json> m;
+    m["POST /auth/register"] = {{"summary", "Register an account"}, {"security", json::array()}, {"requestBody", body_of("Credentials")},
+                                {"responses", {{"201", answer("Registered", "User")}, {"409", problem("Email taken")}, {"422", problem("Invalid body")}}}};
+    m["POST /auth/token"] = {{"summary", "Exchange email and password for a bearer token"}, {"security", json::array()},
+                             {"requestBody", body_of("Credentials")},
+                             {"responses", {{"200", answer("A token", "Token")}, {"401", problem("Wrong email or password")}}}};
+    m["GET /users/me"] = {{"summary", "The caller's account"}, {"responses", {{"200", answer("The caller", "User")}, {"401", problem("Not authenticated")}}}};
+    m["POST /tasks"] = {{"summary", "Create a task"}, {"requestBody", body_of("TaskCreate")},
+                        {"responses", {{"201", answer("Created", "Task")}, {"401", problem("Not authenticated")}, {"422", problem("Invalid body")}}}};
+    m["GET /tasks"] = {{"summary", "List the caller's tasks, newest first"},
+                       {"parameters", json::array({{{"name", "status"}, {"in", "query"}, {"schema", {{"type", "string"}, {"enum", {"todo", "in_progress", "done"}}}}},
+                                                   {{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 100}, {"default", 50}}}},
+                                                   {{"name", "cursor"}, {"in", "query"}, {"schema", {{"type", "string"}}}}})},
+                       {"responses", {{"200", answer("A page of tasks", "TaskPage")}, {"422", problem("Bad query")}}}};
+    m["GET /tasks/{id}"] = {{"summary", "One task"}, {"parameters", id_param()},
+                            {"responses", {{"200", answer("The task", "Task")}, {"404", problem("No such task of the caller")}}}};
+    m["PATCH /tasks/{id}"] = {{"summary", "Change a task"},
+                              {"parameters", json::array({id_param()[0], {{"name", "If-Match"}, {"in", "header"}, {"schema", {{"type", "string"}}},
+                                                                          {"description", "The version the change is based on"}}})},
+                              {"requestBody", body_of("TaskPatch")},
+                              {"responses", {{"200", answer("The changed task", "Task")}, {"404", problem("No such task")},
+                                             {"412", problem("Stale version")}, {"422", problem("Invalid body")}}}};
+    m["POST /tasks/{id}/complete"] = {{"summary", "Mark a task done"}, {"parameters", id_param()},
+                                      {"responses", {{"200", answer("The completed task", "Task")}, {"404", problem("No such task")}}}};
+    m["DELETE /tasks/{id}"] = {{"summary", "Delete a task"}, {"parameters", id_param()},
+                               {"responses", {{"204", answer("Deleted")}, {"404", problem("No such task")}}}};
+    m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
+    m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
+                        {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
+    m["GET /metrics"] = {{"summary", "Prometheus metrics"}, {"security", json::array()},
+                         {"responses", {{"200", {{"description", "Prometheus text format"}, {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}}}}}};
+    m["GET /openapi.json"] = {{"summary", "This document"}, {"security", json::array()}, {"responses", {{"200", answer("OpenAPI 3 document")}}}};
+    return m;
+  }();
+  return ops;
+}
+
+json components() {
+  json nullable_string = {{"type", "string"}, {"nullable", true}};
+  json task_status = {{"type", "string"}, {"enum", {"todo", "in_progress", "done"}}};
+  json task_priority = {{"type", "string"}, {"enum", {"low", "medium", "high"}}};
+  json date_time = {{"type", "string"}, {"format", "date-time"}};
+  json nullable_date_time = {{"type", "string"}, {"format", "date-time"}, {"nullable", true}};
+  json writable = {{"title", {{"type", "string"}, {"minLength", 1}, {"maxLength", 200}}},
+                   {"description", {{"type", "string"}, {"maxLength", 10000}, {"nullable", true}}},
+                   {"status", task_status},
+                   {"priority", task_priority},
+                   {"due_at", nullable_date_time}};
+  return {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}, {"bearerFormat", "JWT"}}}}},
+          {"schemas",
+           {{"Problem", {{"type", "object"}, {"required", {"status", "title", "detail"}},
+                         {"properties", {{"status", {{"type", "integer"}}}, {"title", {{"type", "string"}}}, {"detail", {{"type", "string"}}}}}}},
+            {"Credentials", {{"type", "object"}, {"required", {"email", "password"}}, {"additionalProperties", false},
+                             {"properties", {{"email", {{"type", "string"}, {"format", "email"}}}, {"password", {{"type", "string"}, {"minLength", 8}}}}}}},
+            {"User", {{"type", "object"}, {"properties", {{"id", {{"type", "string"}, {"format", "uuid"}}}, {"email", {{"type", "string"}}}, {"created_at", date_time}}}}},
+            {"Token", {{"type", "object"},
+                       {"properties", {{"access_token", {{"type", "string"}}}, {"token_type", {{"type", "string"}, {"enum", {"bearer"}}}}, {"expires_in", {{"type", "integer"}}}}}}},
+            {"TaskCreate", {{"type", "object"}, {"required", {"title"}}, {"additionalProperties", false}, {"properties", writable}}},
+            {"TaskPatch", {{"type", "object"}, {"additionalProperties", false}, {"properties", writable}}},
+            {"Task", {{"type", "object"},
+                      {"required", {"id", "user_id", "title", "status", "priority", "created_at", "updated_at", "version"}},
+                      {"properties", {{"id", {{"type", "string"}, {"format", "uuid"}}}, {"user_id", {{"type", "string"}}}, {"title", {{"type", "string"}}},
+                                      {"description", nullable_string}, {"status", task_status}, {"priority", task_priority},
+                                      {"due_at", nullable_date_time}, {"created_at", date_time}, {"updated_at", date_time},
+                                      {"completed_at", nullable_date_time}, {"version", {{"type", "integer"}}}}}}},
+            {"TaskPage", {{"type", "object"},
+                          {"properties", {{"items", {{"type", "array"}, {"items", ref("Task")}}}, {"next_cursor", nullable_string}}}}}}}};
+}
+
+}  // namespace
+
+std::vector<std::string> described_operations() {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : operations()) out.push_back(k);
+  return out;
+}
+
+json openapi_document(const http::Router& router) {
+  json paths = json::object();
+  for (const auto& r : router.routes()) {
+    auto it = operations().find(r.method + " " + r.pattern);
+    if (it == operations().end()) continue;
+    std::string method = r.method;
+    std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
+    paths[r.pattern][method] = it->second;
+  }
+  return {{"openapi", "3.0.3"},
+          {"info", {{"title", "taskstream"}, {"version", "0.1.0"}, {"description", "Tasks with Kafka event streaming"}}},
+          {"security", json::array({{{"bearer", json::array()}}})},
+          {"paths", std::move(paths)},
+          {"components", components()}};
+}
+
+}  // namespace taskstream::api

@@ -1,0 +1,317 @@
+// Handlers of SPEC section 4: accounts and tokens, tasks, health, metrics, OpenAPI.
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "api/api.hpp"
+#include "api/body.hpp"
+#include "api/metrics.hpp"
+#include "auth/password.hpp"
+#include "events/events.hpp"
+#include "http/blocking.hpp"
+#include "outbox/relay.hpp"
+#include "outbox/task_events.hpp"
+
+namespace taskstream::api {
+namespace {
+
+using boost::asio::awaitable;
+using http::HttpError;
+using http::Request;
+using http::Response;
+
+constexpr std::string_view kStatuses[] = {"todo", "in_progress", "done"};
+constexpr std::string_view kPriorities[] = {"low", "medium", "high"};
+
+bool one_of(std::string_view v, const auto& allowed) { return std::find(std::begin(allowed), std::end(allowed), v) != std::end(allowed); }
+
+std::string normalize_email(std::string email) {
+  std::transform(email.begin(), email.end(), email.begin(), [](unsigned char c) { return std::tolower(c); });
+  return email;
+}
+
+/// Email and password of a register or token body.
+std::pair<std::string, std::string> credentials(const Request& req) {
+  auto body = parse_object(req.body);
+  check_fields(body, {"email", "password"});
+  auto email = string_field(body, "email");
+  auto password = string_field(body, "password");
+  if (!email) throw HttpError(422, "email: field required");
+  if (!password) throw HttpError(422, "password: field required");
+  return {normalize_email(*email), *password};
+}
+
+void check_email(const std::string& email) {
+  auto at = email.find('@');
+  if (email.size() > 254 || at == std::string::npos || at == 0 || at + 1 >= email.size() || email.find('@', at + 1) != std::string::npos ||
+      email.find_first_of(" \t\r\n") != std::string::npos)
+    throw HttpError(422, "email: not a valid email address");
+}
+
+/// Writable task fields of a POST or PATCH body, checked.
+struct TaskFields {
+  std::optional<std::string> title;
+  std::optional<std::optional<std::string>> description;  // outer: given; inner: null
+  std::optional<std::string> status;
+  std::optional<std::string> priority;
+  std::optional<std::optional<std::string>> due_at;
+};
+
+TaskFields task_fields(const Request& req) {
+  auto body = parse_object(req.body);
+  check_fields(body, {"title", "description", "status", "priority", "due_at"},
+               {"id", "user_id", "created_at", "updated_at", "completed_at", "version"});
+  TaskFields f;
+  if (body.contains("title")) {
+    if (is_null(body, "title")) throw HttpError(422, "title: must not be null");
+    f.title = string_field(body, "title");
+    auto n = utf8_length(*f.title);
+    if (n < 1 || n > 200) throw HttpError(422, "title: must be 1 to 200 characters");
+  }
+  if (body.contains("description")) {
+    f.description = string_field(body, "description");
+    if (*f.description && utf8_length(**f.description) > 10000) throw HttpError(422, "description: must be at most 10000 characters");
+  }
+  if (body.contains("status")) {
+    f.status = string_field(body, "status");
+    if (!f.status || !one_of(*f.status, kStatuses)) throw HttpError(422, "status: must be one of todo, in_progress, done");
+  }
+  if (body.contains("priority")) {
+    f.priority = string_field(body, "priority");
+    if (!f.priority || !one_of(*f.priority, kPriorities)) throw HttpError(422, "priority: must be one of low, medium, high");
+  }
+  if (body.contains("due_at")) {
+    f.due_at = string_field(body, "due_at");
+    if (*f.due_at && !events::is_rfc3339(**f.due_at)) throw HttpError(422, "due_at: must be an RFC 3339 date-time, e.g. 2026-12-01T17:00:00Z");
+  }
+  return f;
+}
+
+/// Applies `f` to `t`; true when anything changed. Keeps completed_at in step with status.
+bool apply(storage::Task& t, const TaskFields& f, const std::string& now) {
+  const storage::Task before = t;
+  if (f.title) t.title = *f.title;
+  if (f.description) t.description = *f.description;
+  if (f.priority) t.priority = *f.priority;
+  if (f.due_at) t.due_at = *f.due_at;
+  if (f.status) {
+    if (*f.status == "done" && t.status != "done") t.completed_at = now;
+    if (*f.status != "done") t.completed_at.reset();
+    t.status = *f.status;
+  }
+  return !(t == before);
+}
+
+/// The event type of a change from `before` to `after`.
+std::string change_type(const storage::Task& before, const storage::Task& after) {
+  return before.status != "done" && after.status == "done" ? "task_completed" : "task_updated";
+}
+
+std::string traceparent_of(const Request& req) { return std::string(req.header("traceparent").value_or("")); }
+
+/// If-Match: "3", W/"3" or 3 → 3. Anything else is 400.
+std::optional<std::int64_t> if_match(const Request& req) {
+  auto h = req.header("if-match");
+  if (!h) return std::nullopt;
+  std::string_view v = *h;
+  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  std::int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size()) throw HttpError(400, "If-Match: must be the task's version, e.g. \"3\"");
+  return out;
+}
+
+Response task_response(int status, const storage::Task& t) {
+  auto r = Response::json(status, outbox::task_to_json(t));
+  r.headers.emplace_back("ETag", "\"" + std::to_string(t.version) + "\"");
+  return r;
+}
+
+/// A task id that is not a UUID cannot exist: 404 without asking the database.
+const std::string& task_id(const Request& req) {
+  const auto& id = req.params.at("id");
+  if (!events::is_uuid(id)) throw HttpError(404, "task not found");
+  return id;
+}
+
+}  // namespace
+
+void register_routes(http::Router& router, ApiContext& ctx) {
+  router.set_authenticator([&ctx](const Request& req) -> std::string {
+    auto header = req.header("authorization");
+    if (!header) throw HttpError(401, "not authenticated: send Authorization: Bearer <token>");
+    try {
+      return ctx.jwt.verify(auth::bearer_token(*header));
+    } catch (const auth::AuthError& e) {
+      throw HttpError(401, std::string("invalid token: ") + e.what());
+    }
+  });
+
+  // ---- accounts and tokens
+  router.add({"POST", "/auth/register", false, "Register an account"}, [&ctx](Request& req) -> awaitable<Response> {
+    auto [email, password] = credentials(req);
+    check_email(email);
+    if (utf8_length(password) < 8) throw HttpError(422, "password: must be at least 8 characters");
+    if (password.size() > 1024) throw HttpError(422, "password: must be at most 1024 bytes");
+    auto user = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.create_user(email, auth::hash_password(password)); });
+    if (!user) throw HttpError(409, "email: already registered");
+    co_return Response::json(201, {{"id", user->id}, {"email", user->email}});
+  });
+
+  router.add({"POST", "/auth/token", false, "Exchange email and password for a bearer token"}, [&ctx](Request& req) -> awaitable<Response> {
+    auto [email, password] = credentials(req);
+    auto user_id = co_await http::offload(ctx.blocking_pool, [&]() -> std::optional<std::string> {
+      auto user = ctx.store.find_user_by_email(email);
+      // Verify against a fixed hash when the user is unknown, so timing does not tell
+      // which emails are registered.
+      static const std::string dummy = auth::hash_password("taskstream-dummy-password");
+      bool ok = auth::verify_password(user ? user->password_hash : dummy, password);
+      if (!user || !ok) return std::nullopt;
+      return user->id;
+    });
+    if (!user_id) {
+      auto r = Response::problem(401, "incorrect email or password");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      co_return r;
+    }
+    co_return Response::json(200, {{"access_token", ctx.jwt.issue(*user_id)}, {"token_type", "bearer"}, {"expires_in", ctx.jwt.ttl().count()}});
+  });
+
+  router.add({"GET", "/users/me", true, "The caller's account"}, [&ctx](Request& req) -> awaitable<Response> {
+    auto user = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.find_user(req.user_id); });
+    if (!user) throw HttpError(401, "invalid token: the user no longer exists");
+    co_return Response::json(200, {{"id", user->id}, {"email", user->email}, {"created_at", user->created_at}});
+  });
+
+  // ---- tasks
+  router.add({"POST", "/tasks", true, "Create a task"}, [&ctx](Request& req) -> awaitable<Response> {
+    auto f = task_fields(req);
+    if (!f.title) throw HttpError(422, "title: field required");
+    storage::Task t;
+    t.id = events::new_event_id();
+    t.user_id = req.user_id;
+    t.created_at = t.updated_at = events::now_rfc3339();
+    apply(t, f, t.created_at);
+    auto factory = outbox::task_event_factory(ctx.settings, "task_created", traceparent_of(req));
+    auto result = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.create_task(t, factory); });
+    if (ctx.relay) ctx.relay->wake();
+    co_return task_response(201, *result.task);
+  });
+
+  router.add({"GET", "/tasks", true, "List the caller's tasks, newest first"}, [&ctx](Request& req) -> awaitable<Response> {
+    std::optional<std::string> status;
+    if (auto s = req.query_param("status"); s && !s->empty()) {
+      if (!one_of(*s, kStatuses)) throw HttpError(422, "status: must be one of todo, in_progress, done");
+      status = std::string(*s);
+    }
+    int limit = 50;
+    if (auto l = req.query_param("limit")) {
+      auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), limit);
+      if (ec != std::errc() || p != l->data() + l->size() || limit < 1 || limit > 100) throw HttpError(422, "limit: must be a whole number from 1 to 100");
+    }
+    std::optional<std::string> cursor;
+    if (auto c = req.query_param("cursor"); c && !c->empty()) cursor = std::string(*c);
+    auto page = co_await http::offload(ctx.blocking_pool, [&] {
+      try {
+        return ctx.store.list_tasks(req.user_id, status, limit, cursor);
+      } catch (const storage::StorageError& e) {
+        if (!e.is_retriable() && cursor) throw HttpError(422, "cursor: not a cursor this API returned");
+        throw;
+      }
+    });
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& t : page.items) items.push_back(outbox::task_to_json(t));
+    co_return Response::json(200, {{"items", std::move(items)}, {"next_cursor", page.next_cursor ? nlohmann::json(*page.next_cursor) : nlohmann::json(nullptr)}});
+  });
+
+  router.add({"GET", "/tasks/{id}", true, "One task"}, [&ctx](Request& req) -> awaitable<Response> {
+    const auto& id = task_id(req);
+    auto t = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.get_task(req.user_id, id); });
+    if (!t) throw HttpError(404, "task not found");
+    co_return task_response(200, *t);
+  });
+
+  auto change = [&ctx](Request& req, std::function<bool(storage::Task&, const std::string&)> mutate, std::optional<std::string> forced_type,
+                       std::optional<std::int64_t> expected) -> awaitable<Response> {
+    const auto& id = task_id(req);
+    const auto now = events::now_rfc3339();
+    const auto traceparent = traceparent_of(req);
+    // The event type depends on the change, known only inside the transaction.
+    storage::EventFactory factory = [&](const storage::Task* before, const storage::Task* after, std::int64_t seq) {
+      auto type = forced_type ? *forced_type : change_type(*before, *after);
+      return outbox::task_event_factory(ctx.settings, type, traceparent)(before, after, seq);
+    };
+    auto result = co_await http::offload(ctx.blocking_pool, [&] {
+      return ctx.store.update_task(req.user_id, id, [&](storage::Task& t) { return mutate(t, now); }, expected, now, factory);
+    });
+    switch (result.status) {
+      case storage::ChangeStatus::not_found: throw HttpError(404, "task not found");
+      case storage::ChangeStatus::version_conflict:
+        throw HttpError(412, "If-Match: the task is at version " + std::to_string(result.task->version) + "; fetch it and retry");
+      case storage::ChangeStatus::ok: break;
+    }
+    if (result.seq > 0 && ctx.relay) ctx.relay->wake();
+    co_return task_response(200, *result.task);
+  };
+
+  router.add({"PATCH", "/tasks/{id}", true, "Change a task (If-Match: version optional)"}, [change](Request& req) -> awaitable<Response> {
+    auto f = task_fields(req);
+    auto expected = if_match(req);
+    // Named, not temporaries: g++ 12 destroys temporaries in a co_await expression twice.
+    std::function<bool(storage::Task&, const std::string&)> mutate = [f](storage::Task& t, const std::string& now) { return apply(t, f, now); };
+    auto op = change(req, std::move(mutate), std::nullopt, expected);
+    co_return co_await std::move(op);
+  });
+
+  router.add({"POST", "/tasks/{id}/complete", true, "Mark a task done"}, [change](Request& req) -> awaitable<Response> {
+    TaskFields f;
+    f.status = "done";
+    std::function<bool(storage::Task&, const std::string&)> mutate = [f](storage::Task& t, const std::string& now) { return apply(t, f, now); };
+    auto op = change(req, std::move(mutate), std::string("task_completed"), std::nullopt);
+    co_return co_await std::move(op);
+  });
+
+  router.add({"DELETE", "/tasks/{id}", true, "Delete a task"}, [&ctx](Request& req) -> awaitable<Response> {
+    const auto& id = task_id(req);
+    auto factory = outbox::task_event_factory(ctx.settings, "task_deleted", traceparent_of(req));
+    auto result = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.delete_task(req.user_id, id, factory); });
+    if (result.status == storage::ChangeStatus::not_found) throw HttpError(404, "task not found");
+    if (ctx.relay) ctx.relay->wake();
+    co_return Response::no_content();
+  });
+
+  // ---- operations
+  router.add({"GET", "/healthz", false, "Liveness"}, [](Request&) -> awaitable<Response> { co_return Response::json(200, {{"status", "ok"}}); });
+
+  router.add({"GET", "/readyz", false, "Readiness: database, and Kafka when enabled"}, [&ctx](Request&) -> awaitable<Response> {
+    auto checks = co_await http::offload(ctx.blocking_pool, [&] {
+      nlohmann::json c;
+      bool db = false;
+      try {
+        db = ctx.store.ping();
+      } catch (...) {
+      }
+      c["database"] = db ? "ok" : "unavailable";
+      if (ctx.kafka_ready) c["kafka"] = ctx.kafka_ready() ? "ok" : "unavailable";
+      else c["kafka"] = "disabled";
+      return c;
+    });
+    bool ready = checks["database"] == "ok" && checks["kafka"] != "unavailable";
+    co_return Response::json(ready ? 200 : 503, {{"status", ready ? "ready" : "not ready"}, {"checks", checks}});
+  });
+
+  router.add({"GET", "/metrics", false, "Prometheus metrics"}, [&ctx](Request&) -> awaitable<Response> {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4";
+    if (ctx.metrics) r.body = co_await http::offload(ctx.blocking_pool, [&] { return ctx.metrics->render(); });
+    co_return r;
+  });
+
+  router.add({"GET", "/openapi.json", false, "This document"}, [&router](Request&) -> awaitable<Response> {
+    co_return Response::json(200, openapi_document(router));
+  });
+}
+
+}  // namespace taskstream::api

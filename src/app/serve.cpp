@@ -1,0 +1,170 @@
+#include "app/serve.hpp"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <iostream>
+#include <thread>
+
+#include "api/api.hpp"
+#include "api/metrics.hpp"
+#include "auth/jwt.hpp"
+#include "http/server.hpp"
+#include "kafka/admin.hpp"
+#include "kafka/producer.hpp"
+#include "outbox/relay.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::app {
+namespace {
+
+std::string random_secret() {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  unsigned char bytes[32];
+  randombytes_buf(bytes, sizeof bytes);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, bytes, sizeof bytes);
+  return hex;
+}
+
+/// Kafka reachability for /readyz, asked at most every 2 s (the answer is cached).
+class KafkaProbe final {
+ public:
+  explicit KafkaProbe(const config::Settings& s) : settings_(s) {}
+  bool ready() {
+    std::lock_guard lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    if (now - checked_ < std::chrono::seconds(2)) return last_;
+    try {
+      if (!admin_) admin_ = std::make_unique<kafka::Admin>(settings_);
+      last_ = admin_->broker_count(std::chrono::seconds(2)) > 0;
+    } catch (const std::exception& e) {
+      spdlog::debug("readiness: Kafka: {}", e.what());
+      last_ = false;
+    }
+    checked_ = now;
+    return last_;
+  }
+
+ private:
+  const config::Settings& settings_;
+  std::mutex mutex_;
+  std::unique_ptr<kafka::Admin> admin_;
+  std::chrono::steady_clock::time_point checked_{};
+  bool last_ = false;
+};
+
+}  // namespace
+
+int migrate(const config::Settings& settings) {
+  try {
+    auto store = storage::open_store(settings.database);
+    store->migrate();
+    std::cout << "migrations applied to " << config::mask_url_password(settings.database.url) << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "taskstream migrate: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int serve(config::Settings settings, const ServeOptions& options) {
+  if (!settings.jwt_secret) {
+    if (!options.dev) {
+      std::cerr << "taskstream: configuration error: JWT_SECRET: required, at least 32 bytes (or run `taskstream serve --dev`)\n";
+      return 2;
+    }
+    settings.jwt_secret = random_secret();
+    spdlog::warn("--dev: generated a random JWT_SECRET for this run; tokens will not survive a restart");
+  }
+
+  // ---- build, in dependency order
+  std::unique_ptr<storage::Store> store;
+  try {
+    store = storage::open_store(settings.database);
+    store->migrate();
+  } catch (const std::exception& e) {
+    spdlog::critical("database {}: {}", config::mask_url_password(settings.database.url), e.what());
+    return 1;
+  }
+  if (settings.kafka_enabled) {
+    try {
+      auto r = kafka::Admin(settings).ensure_topics(kafka::service_topics(settings), std::chrono::seconds(10));
+      if (!r.created.empty()) spdlog::info("created {} topic(s)", r.created.size());
+    } catch (const std::exception& e) {
+      // Writes go to the outbox either way; the relay publishes once Kafka is reachable.
+      spdlog::warn("could not ensure topics at start ({}); serving anyway", e.what());
+    }
+  }
+  kafka::Producer producer(settings);
+  outbox::Relay relay(*store, producer);
+  auth::JwtCodec jwt(*settings.jwt_secret);
+  api::Metrics metrics;
+  KafkaProbe probe(settings);
+  boost::asio::thread_pool blocking_pool(std::max(4u, std::thread::hardware_concurrency() * 2));
+
+  metrics.add_gauge("outbox_events_waiting", "Events in the outbox not yet published.", "gauge",
+                    [&] { return static_cast<double>(store->outbox_stats().waiting); });
+  metrics.add_gauge("outbox_events_published_total", "Events the relay published.", "counter",
+                    [&] { return static_cast<double>(relay.stats().published); });
+  metrics.add_gauge("outbox_events_failed_total", "Event deliveries that failed and were retried.", "counter",
+                    [&] { return static_cast<double>(relay.stats().failed); });
+
+  api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
+  if (settings.kafka_enabled) ctx.kafka_ready = [&probe] { return probe.ready(); };
+  http::Router router;
+  api::register_routes(router, ctx);
+
+  const unsigned io_threads = std::max(1u, std::thread::hardware_concurrency());
+  boost::asio::io_context io(static_cast<int>(io_threads));
+  http::ServerOptions so;
+  so.host = settings.http_host;
+  so.port = settings.http_port;
+  http::Server server(io, router, so, [&](const http::Request& req, std::string_view route, int status, std::chrono::nanoseconds took) {
+    metrics.observe_request(req.method, std::string(route), status, took);
+    spdlog::debug("{} {} {} {:.3f} ms request_id={}", req.method, req.path, status, took.count() / 1e6, req.request_id);
+  });
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  relay.start();
+  spdlog::info("taskstream serving on http://{}:{} (database {}, Kafka {})", settings.http_host, server.port(),
+               settings.database.kind == config::DatabaseKind::sqlite ? "SQLite" : "PostgreSQL",
+               settings.kafka_enabled ? settings.kafka_bootstrap_servers : "disabled");
+
+  // ---- stop, in reverse order: intake, requests in flight, relay, producer
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::thread stopper;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping (deadline {} ms)", sig, options.stop_deadline.count());
+    server.stop_accepting();
+    stopper = std::thread([&] {
+      const auto until = std::chrono::steady_clock::now() + options.stop_deadline;
+      auto left = [&] { return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())); };
+      if (!server.wait_idle(left() / 3)) spdlog::warn("stopping with {} request(s) unfinished", server.in_flight());
+      if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);
+      producer.close(left());
+      io.stop();
+    });
+  });
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  if (stopper.joinable()) stopper.join();
+  relay.stop();
+  blocking_pool.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace taskstream::app

@@ -1,0 +1,52 @@
+#pragma once
+// Access tokens: HS256 JWTs carrying `sub` (the user id), `iat` and `exp`, through libjwt.
+// Only HS256 is accepted: a token whose header names another alg ("none", HS512, RS256, ...)
+// is refused before its signature is even looked at, so no key confusion is possible.
+//
+// Lifecycle: built once at start from the JWT secret, then read-only. Thread-safety: const
+// methods are safe from any thread. Blocking: no (a few microseconds of HMAC).
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace taskstream::auth {
+
+/// A token or Authorization header was refused; what() is a short reason safe to show the
+/// client ("token expired"), never the token itself.
+class AuthError final : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class JwtCodec final {
+ public:
+  /// Throws std::invalid_argument when `secret` is shorter than 32 bytes (HS256 wants a key
+  /// at least as long as its output) or `ttl` is not positive.
+  explicit JwtCodec(std::string secret, std::chrono::seconds ttl = std::chrono::seconds{3600});
+
+  /// A token for `subject` valid for ttl() from now. Throws std::invalid_argument for an
+  /// empty subject, std::runtime_error if libjwt fails (out of memory).
+  std::string issue(std::string_view subject) const;
+  /// Same, with an explicit clock (tests, replay tools).
+  std::string issue(std::string_view subject, std::chrono::system_clock::time_point now) const;
+
+  /// Returns the token's `sub`, or throws AuthError with one of: "malformed token",
+  /// "unsupported alg", "bad signature", "missing exp", "token expired", "missing sub".
+  std::string verify(std::string_view token) const;
+  /// Same, judging expiry at `now`.
+  std::string verify(std::string_view token, std::chrono::system_clock::time_point now) const;
+
+  std::chrono::seconds ttl() const noexcept { return ttl_; }
+
+ private:
+  std::string secret_;
+  std::chrono::seconds ttl_;
+};
+
+/// The token of an "Authorization: Bearer <token>" value (scheme case-insensitive, blanks
+/// around it ignored). Throws AuthError("missing bearer token") otherwise.
+std::string bearer_token(std::string_view authorization_header);
+
+}  // namespace taskstream::auth

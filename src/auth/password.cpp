@@ -1,0 +1,43 @@
+#include "auth/password.hpp"
+
+#include <stdexcept>
+
+#include <sodium.h>
+
+namespace taskstream::auth {
+
+static_assert(PasswordParams{}.ops_limit == crypto_pwhash_OPSLIMIT_INTERACTIVE);
+static_assert(PasswordParams{}.mem_limit == crypto_pwhash_MEMLIMIT_INTERACTIVE);
+static_assert(PasswordParams::minimal().ops_limit == crypto_pwhash_argon2id_OPSLIMIT_MIN);
+static_assert(PasswordParams::minimal().mem_limit == crypto_pwhash_argon2id_MEMLIMIT_MIN);
+
+namespace {
+
+void ensure_sodium() {
+  // A function-local static is initialised once even with concurrent callers (and
+  // sodium_init itself is idempotent), so no extra locking is needed.
+  static const bool ready = sodium_init() >= 0;
+  if (!ready) throw std::runtime_error("libsodium failed to initialise");
+}
+
+}  // namespace
+
+std::string hash_password(std::string_view password, const PasswordParams& params) {
+  ensure_sodium();
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str_alg(out, password.data(), password.size(), params.ops_limit, params.mem_limit,
+                            crypto_pwhash_ALG_ARGON2ID13) != 0) {
+    throw std::runtime_error("password hashing failed (out of memory or limits out of range)");
+  }
+  return std::string{out};
+}
+
+bool verify_password(std::string_view hash, std::string_view password) {
+  ensure_sodium();
+  // crypto_pwhash_str_verify reads a NUL-terminated string of at most STRBYTES - 1 chars.
+  if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) return false;
+  const std::string terminated{hash};
+  return crypto_pwhash_str_verify(terminated.c_str(), password.data(), password.size()) == 0;
+}
+
+}  // namespace taskstream::auth

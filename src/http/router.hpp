@@ -1,0 +1,51 @@
+#pragma once
+// Router: method + path pattern → handler. Patterns are literal segments and `{name}`
+// segments ("/tasks/{id}/complete"). Built once at start, then read-only (thread-safe).
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/message.hpp"
+
+#include <utility>  // Boost 1.74's awaitable.hpp misses it
+#include <boost/asio/awaitable.hpp>
+
+namespace taskstream::http {
+
+using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+
+/// Checks the Authorization header of a request to a protected route: returns the user id,
+/// or throws HttpError(401, ...).
+using Authenticator = std::function<std::string(const Request&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  bool requires_auth = true;
+  std::string summary;  ///< for the OpenAPI description and logs
+};
+
+class Router final {
+ public:
+  /// Throws std::invalid_argument for a pattern that does not start with "/", an empty
+  /// `{}` segment, or a method + pattern pair that is already registered.
+  void add(Route route, Handler handler);
+  void set_authenticator(Authenticator a) { authenticator_ = std::move(a); }
+
+  /// Finds the route (404 when no pattern matches, 405 with Allow when only the method is
+  /// wrong), authenticates when the route needs it, fills req.params / req.user_id, calls
+  /// the handler. HttpError → problem response; any other exception → 500 (logged).
+  /// `route_label` receives the matched pattern (for metrics), or "unmatched".
+  boost::asio::awaitable<Response> dispatch(Request& req, std::string* route_label = nullptr) const;
+
+  const std::vector<Route>& routes() const noexcept { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+  std::vector<Handler> handlers_;
+  std::vector<std::vector<std::string>> segments_;  ///< routes_[i].pattern split at "/", once in add()
+  Authenticator authenticator_;
+};
+
+}  // namespace taskstream::http

@@ -1,0 +1,71 @@
+#pragma once
+// Outbox relay: publishes outbox rows to Kafka in id order (so in per-user order) with the
+// idempotent producer, and marks a row published only on its delivery report.
+//
+// Ordering: a batch is produced in id order and the next batch waits for this one's
+// reports. With idempotence librdkafka fails every later message of a partition when one
+// fails, so the rows that succeed are a prefix per partition and the failed rest is
+// retried in order. A crash between a delivery and mark_published republishes those rows
+// with the same event_id; consumers apply each event_id once.
+//
+// Kafka down: rows stay unpublished and are retried with backoff; writes never wait.
+// Lifecycle: start(); wake() after each commit; drain(deadline) then stop() on shutdown.
+// Thread-safety: wake() and stats() from any thread; start/drain/stop from the owner.
+// Blocking: the relay runs on its own thread; drain() blocks up to its deadline.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "kafka/producer.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::outbox {
+
+struct RelayOptions {
+  int batch_size = 1000;
+  std::chrono::milliseconds idle_poll{200};     ///< poll interval when nobody wakes the relay
+  std::chrono::milliseconds retry_backoff{1000};  ///< after a failed batch or DB error
+};
+
+struct RelayStats {
+  std::uint64_t published = 0;
+  std::uint64_t failed = 0;  ///< delivery failures (rows retried later)
+  std::uint64_t batches = 0;
+};
+
+class Relay final {
+ public:
+  Relay(storage::Store& store, kafka::Producer& producer, RelayOptions options = {});
+  ~Relay();
+  Relay(const Relay&) = delete;
+  Relay& operator=(const Relay&) = delete;
+
+  void start();
+  /// A change was committed: look at the outbox now rather than at the next poll.
+  void wake() noexcept;
+  /// Publishes until the outbox is empty or `deadline` passes; true when it emptied.
+  bool drain(std::chrono::milliseconds deadline);
+  void stop();
+  RelayStats stats() const noexcept;
+
+ private:
+  void run();
+  /// One batch; returns the rows it found (0: outbox empty), or -1 after a failure.
+  int publish_batch(std::chrono::steady_clock::time_point give_up);
+
+  storage::Store& store_;
+  kafka::Producer& producer_;
+  RelayOptions options_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0};
+};
+
+}  // namespace taskstream::outbox

@@ -1,0 +1,584 @@
+#include "storage/postgres_store.hpp"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "events/events.hpp"
+#include "storage/impl/common.hpp"
+#include "storage/impl/connection_pool.hpp"
+
+namespace taskstream::storage {
+
+namespace {
+
+constexpr auto kPoolWait = std::chrono::seconds(30);
+// pg_advisory_xact_lock key for migrations: arbitrary, but every taskstream version must
+// use the same one, or two versions could migrate at once.
+constexpr std::string_view kMigrationLockKey = "8391171410424171";
+
+// Migration n is kMigrations[n-1]; append only, never edit one that has shipped.
+// Text columns that are compared or ordered (ids, timestamps) use COLLATE "C": bytewise,
+// like SQLite, whatever locale the database was created with, so RFC 3339 strings sort
+// by time and the keyset cursor compares exactly as the index orders.
+constexpr std::string_view kMigrations[] = {
+    R"sql(
+CREATE TABLE users (
+  id            text COLLATE "C" PRIMARY KEY,
+  email         text NOT NULL,
+  email_key     text COLLATE "C" NOT NULL UNIQUE,  -- ASCII-lower-cased email: uniqueness ignores case
+  password_hash text NOT NULL,
+  created_at    text COLLATE "C" NOT NULL
+);
+CREATE TABLE tasks (
+  id           text COLLATE "C" PRIMARY KEY,
+  user_id      text COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  title        text NOT NULL,
+  description  text,
+  status       text NOT NULL CHECK (status IN ('todo', 'in_progress', 'done')),
+  priority     text NOT NULL CHECK (priority IN ('low', 'medium', 'high')),
+  due_at       text COLLATE "C",
+  created_at   text COLLATE "C" NOT NULL,
+  updated_at   text COLLATE "C" NOT NULL,
+  completed_at text COLLATE "C",
+  version      bigint NOT NULL
+);
+CREATE INDEX tasks_user_created ON tasks (user_id, created_at DESC, id DESC);
+CREATE TABLE user_seq (
+  user_id  text COLLATE "C" PRIMARY KEY,
+  last_seq bigint NOT NULL
+);
+CREATE TABLE outbox (
+  id           bigserial PRIMARY KEY,
+  topic        text NOT NULL,
+  key          text NOT NULL,
+  payload      text NOT NULL,
+  event_id     text COLLATE "C" NOT NULL UNIQUE,
+  event_type   text NOT NULL,
+  traceparent  text NOT NULL DEFAULT '',
+  user_id      text COLLATE "C" NOT NULL,
+  seq          bigint NOT NULL,
+  created_at   text COLLATE "C" NOT NULL,
+  published_at text COLLATE "C"
+);
+CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX outbox_user_topic_seq ON outbox (user_id, topic, seq);
+CREATE TABLE processed_events (
+  consumer_group text NOT NULL,
+  event_id       text COLLATE "C" NOT NULL,
+  processed_at   text COLLATE "C" NOT NULL,
+  PRIMARY KEY (consumer_group, event_id)
+);
+)sql",
+};
+
+constexpr std::string_view kTaskColumns =
+    "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
+constexpr std::string_view kOutboxColumns =
+    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
+
+/// A StorageError that knows whether the connection died (the pool must drop it then).
+class PgError final : public StorageError {
+ public:
+  PgError(const std::string& what, bool retriable, bool connection_lost)
+      : StorageError(what, retriable), connection_lost_(connection_lost) {}
+  bool connection_lost() const noexcept { return connection_lost_; }
+
+ private:
+  bool connection_lost_;
+};
+
+// SQLSTATEs worth retrying: the server or the network failed, or the transaction lost a
+// race that a second attempt would win.
+bool retriable_state(std::string_view state) {
+  return state.starts_with("08") ||  // connection exception
+         state == "40001" ||         // serialization_failure
+         state == "40P01" ||         // deadlock_detected
+         state == "55P03" ||         // lock_not_available
+         state == "53300" ||         // too_many_connections
+         state == "57P01" || state == "57P02" || state == "57P03";  // admin/crash shutdown, cannot connect now
+}
+
+std::string one_line(std::string message) {
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  for (char& c : message) {
+    if (c == '\n') c = ' ';
+  }
+  return message;
+}
+
+/// Owns a PGresult.
+class Result final {
+ public:
+  explicit Result(PGresult* res) : res_(res) {}
+  ~Result() { PQclear(res_); }
+  Result(Result&& other) noexcept : res_(std::exchange(other.res_, nullptr)) {}
+  Result& operator=(Result&&) = delete;
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+
+  int rows() const { return PQntuples(res_); }
+  std::string text(int row, int col) const {
+    return std::string(PQgetvalue(res_, row, col), static_cast<std::size_t>(PQgetlength(res_, row, col)));
+  }
+  std::optional<std::string> optional_text(int row, int col) const {
+    if (PQgetisnull(res_, row, col)) return std::nullopt;
+    return text(row, col);
+  }
+  std::int64_t int64(int row, int col) const {
+    std::int64_t v = 0;
+    const char* p = PQgetvalue(res_, row, col);
+    const auto [end, ec] = std::from_chars(p, p + PQgetlength(res_, row, col), v);
+    if (ec != std::errc()) throw StorageError(fmt::format("postgres: column {} is not an integer", col), false);
+    return v;
+  }
+
+ private:
+  PGresult* res_;
+};
+
+/// A text-format query parameter; nullopt is SQL NULL.
+using Param = std::optional<std::string>;
+
+Param param(std::int64_t v) { return std::to_string(v); }
+
+/// One libpq connection; closed on destruction.
+class Connection final {
+ public:
+  explicit Connection(const std::string& url) {
+    // Entries before "dbname" are defaults that the URL's own parameters override.
+    const char* keys[] = {"connect_timeout", "fallback_application_name", "client_encoding", "dbname", nullptr};
+    const char* values[] = {"10", "taskstream", "UTF8", url.c_str(), nullptr};
+    conn_ = PQconnectdbParams(keys, values, 1);
+    if (!conn_) throw StorageError("postgres: out of memory creating a connection", true);
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      const auto message = one_line(PQerrorMessage(conn_));
+      PQfinish(conn_);
+      // Retriable: the server may just be starting or restarting; a wrong password or
+      // database name shows in the message and keeps failing the same way.
+      throw StorageError("postgres: cannot connect: " + message, true);
+    }
+    // libpq prints server notices (e.g. "drop cascades to ...") on stderr by default,
+    // bypassing the service's log format.
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char* message) { spdlog::debug("postgres: {}", one_line(message)); }, nullptr);
+  }
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool lost() const { return PQstatus(conn_) != CONNECTION_OK; }
+  /// False while a transaction is open or failed: such a connection must not be reused.
+  bool idle() const { return PQtransactionStatus(conn_) == PQTRANS_IDLE; }
+
+  /// One statement with $1.. parameters (extended protocol: values never touch the SQL).
+  Result query(std::string_view sql, const std::vector<Param>& params = {}) {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    const std::string text(sql);
+    return check(PQexecParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                              nullptr, 0),
+                 sql);
+  }
+
+  /// Several statements without parameters (simple protocol), e.g. a migration.
+  void script(std::string_view sql) {
+    const std::string text(sql);
+    check(PQexec(conn_, text.c_str()), sql);
+  }
+
+ private:
+  Result check(PGresult* raw, std::string_view sql) {
+    Result res(raw);
+    const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return res;
+    const bool lost_now = lost();
+    const char* state = raw ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+    const std::string message = one_line(raw ? PQresultErrorMessage(raw) : PQerrorMessage(conn_));
+    throw PgError(fmt::format("postgres: {}{} (in: {})", lost_now ? "connection lost: " : "",
+                              message.empty() ? PQresStatus(status) : message, sql.substr(0, 60)),
+                  lost_now || (state && retriable_state(state)), lost_now);
+  }
+
+  PGconn* conn_ = nullptr;
+};
+
+/// BEGIN on construction; ROLLBACK on destruction unless committed.
+class Transaction final {
+ public:
+  explicit Transaction(Connection& conn) : conn_(conn) { conn_.query("BEGIN"); }
+  ~Transaction() {
+    if (done_ || conn_.lost() || conn_.idle()) return;
+    try {
+      conn_.query("ROLLBACK");
+    } catch (const StorageError& e) {
+      spdlog::warn("postgres: rollback failed: {}", e.what());
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void commit() {
+    try {
+      conn_.query("COMMIT");
+    } catch (const PgError& e) {
+      if (!e.connection_lost()) throw;
+      throw PgError(std::string(e.what()) + "; the change may or may not have been committed", true, true);
+    }
+    done_ = true;
+  }
+
+ private:
+  Connection& conn_;
+  bool done_ = false;
+};
+
+Task read_task(const Result& r, int row) {
+  Task t;
+  t.id = r.text(row, 0);
+  t.user_id = r.text(row, 1);
+  t.title = r.text(row, 2);
+  t.description = r.optional_text(row, 3);
+  t.status = r.text(row, 4);
+  t.priority = r.text(row, 5);
+  t.due_at = r.optional_text(row, 6);
+  t.created_at = r.text(row, 7);
+  t.updated_at = r.text(row, 8);
+  t.completed_at = r.optional_text(row, 9);
+  t.version = r.int64(row, 10);
+  return t;
+}
+
+std::vector<OutboxRecord> read_outbox(const Result& r) {
+  std::vector<OutboxRecord> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    OutboxRecord o;
+    o.id = r.int64(i, 0);
+    o.topic = r.text(i, 1);
+    o.key = r.text(i, 2);
+    o.payload = r.text(i, 3);
+    o.event_id = r.text(i, 4);
+    o.event_type = r.text(i, 5);
+    o.traceparent = r.text(i, 6);
+    o.user_id = r.text(i, 7);
+    o.seq = r.int64(i, 8);
+    o.created_at = r.text(i, 9);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::optional<User> read_user(const Result& r) {
+  if (r.rows() == 0) return std::nullopt;
+  return User{r.text(0, 0), r.text(0, 1), r.text(0, 2), r.text(0, 3)};
+}
+
+std::vector<Param> task_params(const Task& t) {
+  return {t.id,         t.user_id,    t.title,        t.description,  t.status,          t.priority,
+          t.due_at,     t.created_at, t.updated_at,   t.completed_at, param(t.version)};
+}
+
+/// The task row, locked until the transaction ends so concurrent updates of it queue.
+std::optional<Task> lock_task(Connection& conn, const std::string& user_id, const std::string& task_id) {
+  const auto r = conn.query(fmt::format("SELECT {} FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE", kTaskColumns),
+                            {task_id, user_id});
+  if (r.rows() == 0) return std::nullopt;
+  return read_task(r, 0);
+}
+
+// The upsert row-locks the user's counter until commit: a concurrent change of the same
+// user waits here and then sees the committed value, so seqs never repeat or skip, and
+// within a user, outbox ids (taken after this) follow seq order. It runs after the task
+// row is locked, so every transaction takes at most one task lock and then this one, and
+// cannot deadlock with another.
+std::int64_t next_seq(Connection& conn, const std::string& user_id) {
+  const auto r = conn.query(
+      "INSERT INTO user_seq (user_id, last_seq) VALUES ($1, 1) "
+      "ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq",
+      {user_id});
+  return r.int64(0, 0);
+}
+
+void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const std::string& user_id, std::int64_t seq) {
+  const auto now = events::now_rfc3339();
+  for (auto& r : records) {
+    impl::fill_outbox_defaults(r, user_id, seq, now);
+    conn.query(
+        "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        {r.topic, r.key, r.payload, r.event_id, r.event_type, r.traceparent, r.user_id, param(r.seq), r.created_at});
+  }
+}
+
+}  // namespace
+
+struct PostgresStore::Impl {
+  Impl(const std::string& url, std::size_t max_connections)
+      : pool([url] { return std::make_unique<Connection>(url); }, max_connections == 0 ? 1 : max_connections,
+             std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)) {}
+
+  using Lease = impl::ConnectionPool<Connection>::Lease;
+
+  /// Runs a read-only `fn(conn)`. Reads change nothing, so one that finds its
+  /// connection dead is simply run again on a fresh one.
+  template <class F>
+  auto read(F&& fn) {
+    for (int attempt = 0;; ++attempt) {
+      auto lease = pool.acquire();
+      try {
+        return fn(*lease);
+      } catch (const PgError& e) {
+        retire_if_unusable(lease);
+        if (!e.connection_lost() || attempt > 0) throw;
+        spdlog::info("postgres: reconnecting after a lost connection");
+      }
+    }
+  }
+
+  /// Runs `fn(conn)` in a transaction and commits when it returns normally; exceptions
+  /// roll back and propagate unchanged. Only a dead BEGIN is retried: after it, a lost
+  /// connection leaves the outcome unknown to us, which only the caller can resolve.
+  template <class F>
+  auto write(F&& fn) {
+    for (int attempt = 0;; ++attempt) {
+      auto lease = pool.acquire();
+      std::optional<Transaction> txn;
+      try {
+        txn.emplace(*lease);
+      } catch (const PgError& e) {
+        retire_if_unusable(lease);
+        if (!e.connection_lost() || attempt > 0) throw;
+        spdlog::info("postgres: reconnecting after a lost connection");
+        continue;
+      }
+      try {
+        if constexpr (std::is_void_v<decltype(fn(*lease))>) {
+          fn(*lease);
+          txn->commit();
+          return;
+        } else {
+          auto result = fn(*lease);
+          txn->commit();
+          return result;
+        }
+      } catch (...) {
+        txn.reset();  // rolls back while the lease is still ours
+        retire_if_unusable(lease);
+        throw;
+      }
+    }
+  }
+
+  static void retire_if_unusable(Lease& lease) {
+    if (lease->lost()) {
+      lease.discard_all();
+    } else if (!lease->idle()) {
+      lease.discard();
+    }
+  }
+
+  impl::ConnectionPool<Connection> pool;
+};
+
+PostgresStore::PostgresStore(const std::string& url, std::size_t max_connections)
+    : impl_(std::make_unique<Impl>(url, max_connections)) {
+  // Connect now so a bad URL or password fails at start, not on the first request.
+  impl_->read([](Connection&) {});
+}
+
+PostgresStore::~PostgresStore() = default;
+
+void PostgresStore::migrate() {
+  impl_->write([](Connection& conn) {
+    // Held to the end of this transaction: a second process migrating at the same time
+    // waits, then finds the versions recorded and has nothing left to do.
+    conn.query(fmt::format("SELECT pg_advisory_xact_lock({})", kMigrationLockKey));
+    conn.script("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)");
+    const auto applied = conn.query("SELECT coalesce(max(version), 0) FROM schema_migrations").int64(0, 0);
+    const auto known = static_cast<std::int64_t>(std::size(kMigrations));
+    if (applied > known) {
+      spdlog::warn("postgres: schema is at version {}, newer than this build knows ({})", applied, known);
+    }
+    for (auto version = applied + 1; version <= known; ++version) {
+      conn.script(kMigrations[version - 1]);
+      conn.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                 {param(version), events::now_rfc3339()});
+      spdlog::info("postgres: applied migration {}", version);
+    }
+  });
+}
+
+bool PostgresStore::ping() {
+  try {
+    return impl_->read([](Connection& conn) { return conn.query("SELECT 1").int64(0, 0) == 1; });
+  } catch (const StorageError&) {
+    return false;
+  }
+}
+
+std::optional<User> PostgresStore::create_user(const std::string& email, const std::string& password_hash) {
+  return impl_->write([&](Connection& conn) -> std::optional<User> {
+    User user{events::new_event_id(), email, password_hash, events::now_rfc3339()};
+    // DO NOTHING: a concurrent registration of the same email waits for the first to
+    // commit and then inserts nothing, rather than failing with a unique violation.
+    const auto r = conn.query(
+        "INSERT INTO users (id, email, email_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (email_key) DO NOTHING RETURNING id",
+        {user.id, user.email, impl::email_key(email), user.password_hash, user.created_at});
+    if (r.rows() == 0) return std::nullopt;
+    return user;
+  });
+}
+
+std::optional<User> PostgresStore::find_user_by_email(const std::string& email) {
+  return impl_->read([&](Connection& conn) {
+    return read_user(
+        conn.query("SELECT id, email, password_hash, created_at FROM users WHERE email_key = $1", {impl::email_key(email)}));
+  });
+}
+
+std::optional<User> PostgresStore::find_user(const std::string& id) {
+  return impl_->read([&](Connection& conn) {
+    return read_user(conn.query("SELECT id, email, password_hash, created_at FROM users WHERE id = $1", {id}));
+  });
+}
+
+ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    conn.query(fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns),
+               task_params(task));
+    const auto seq = next_seq(conn, task.user_id);
+    insert_outbox(conn, events(nullptr, &task, seq), task.user_id, seq);
+    return ChangeResult{ChangeStatus::ok, task, seq};
+  });
+}
+
+ChangeResult PostgresStore::update_task(const std::string& user_id, const std::string& task_id,
+                                        const std::function<bool(Task&)>& mutate,
+                                        std::optional<std::int64_t> expected_version, const std::string& now,
+                                        const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    const auto before = lock_task(conn, user_id, task_id);
+    if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+    if (expected_version && *expected_version != before->version) {
+      return ChangeResult{ChangeStatus::version_conflict, before, 0};
+    }
+    Task after = *before;
+    if (!mutate(after)) return ChangeResult{ChangeStatus::ok, before, 0};
+    impl::keep_identity(*before, after);
+    after.version = before->version + 1;
+    after.updated_at = now;
+    conn.query(
+        "UPDATE tasks SET title = $3, description = $4, status = $5, priority = $6, due_at = $7, updated_at = $8, "
+        "completed_at = $9, version = $10 WHERE id = $1 AND user_id = $2",
+        {after.id, after.user_id, after.title, after.description, after.status, after.priority, after.due_at,
+         after.updated_at, after.completed_at, param(after.version)});
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&*before, &after, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, std::move(after), seq};
+  });
+}
+
+ChangeResult PostgresStore::delete_task(const std::string& user_id, const std::string& task_id,
+                                        const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        fmt::format("DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING {}", kTaskColumns), {task_id, user_id});
+    if (r.rows() == 0) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+    const auto before = read_task(r, 0);
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&before, nullptr, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, before, seq};
+  });
+}
+
+std::optional<Task> PostgresStore::get_task(const std::string& user_id, const std::string& task_id) {
+  return impl_->read([&](Connection& conn) -> std::optional<Task> {
+    const auto r =
+        conn.query(fmt::format("SELECT {} FROM tasks WHERE id = $1 AND user_id = $2", kTaskColumns), {task_id, user_id});
+    if (r.rows() == 0) return std::nullopt;
+    return read_task(r, 0);
+  });
+}
+
+TaskPage PostgresStore::list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
+                                   const std::optional<std::string>& cursor) {
+  const auto after = cursor ? std::optional(impl::decode_cursor(*cursor)) : std::nullopt;
+  limit = impl::clamp_page_limit(limit);
+  return impl_->read([&](Connection& conn) {
+    // Built per shape so the cursor condition is a range on the (user_id, created_at, id)
+    // index: a deep page costs what the first does.
+    std::vector<Param> params{user_id, param(limit + 1)};  // one extra row: is there a next page?
+    std::string sql = fmt::format("SELECT {} FROM tasks WHERE user_id = $1", kTaskColumns);
+    if (status) {
+      params.push_back(*status);
+      sql += fmt::format(" AND status = ${}", params.size());
+    }
+    if (after) {
+      params.push_back(after->created_at);
+      params.push_back(after->id);
+      sql += fmt::format(" AND (created_at, id) < (${}, ${})", params.size() - 1, params.size());
+    }
+    sql += " ORDER BY created_at DESC, id DESC LIMIT $2";
+    const auto r = conn.query(sql, params);
+    TaskPage page;
+    for (int i = 0; i < r.rows() && i < limit; ++i) page.items.push_back(read_task(r, i));
+    if (r.rows() > limit) page.next_cursor = impl::encode_cursor(page.items.back());
+    return page;
+  });
+}
+
+std::vector<OutboxRecord> PostgresStore::fetch_unpublished(int limit) {
+  return impl_->read([&](Connection& conn) {
+    return read_outbox(conn.query(
+        fmt::format("SELECT {} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1", kOutboxColumns),
+        {param(impl::clamp_batch_limit(limit))}));
+  });
+}
+
+void PostgresStore::mark_published(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return;
+  std::string array = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) array += (i ? "," : "") + std::to_string(ids[i]);
+  array += "}";
+  impl_->write([&](Connection& conn) {
+    conn.query("UPDATE outbox SET published_at = $1 WHERE id = ANY($2::bigint[]) AND published_at IS NULL",
+               {events::now_rfc3339(), array});
+  });
+}
+
+OutboxStats PostgresStore::outbox_stats() {
+  return impl_->read([](Connection& conn) {
+    const auto r = conn.query(
+        "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
+        "(SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1)");
+    return OutboxStats{r.int64(0, 0), r.optional_text(0, 1)};
+  });
+}
+
+std::vector<OutboxRecord> PostgresStore::events_after(const std::string& user_id, const std::string& topic,
+                                                      std::int64_t after_seq, int limit) {
+  return impl_->read([&](Connection& conn) {
+    return read_outbox(conn.query(fmt::format("SELECT {} FROM outbox WHERE user_id = $1 AND topic = $2 AND seq > $3 "
+                                              "ORDER BY seq, id LIMIT $4",
+                                              kOutboxColumns),
+                                  {user_id, topic, param(after_seq), param(impl::clamp_batch_limit(limit))}));
+  });
+}
+
+void postgres_execute(const std::string& url, const std::string& sql) {
+  Connection conn(url);
+  conn.script(sql);
+}
+
+}  // namespace taskstream::storage

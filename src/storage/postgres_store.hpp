@@ -1,0 +1,66 @@
+#pragma once
+// The PostgreSQL backend of Store (DATABASE_URL=postgresql://... or postgres://...),
+// for several service instances sharing one database. Semantics are those of store.hpp.
+//
+// Lifecycle: the constructor opens the first connection (throws a retriable StorageError
+// when the server cannot be reached); more are opened on demand up to `max_connections`
+// and closed with the store. migrate() must run before the other methods on a new database.
+// Thread-safety: safe from any number of threads; each call leases a pooled connection.
+// Concurrent changes of one user serialize on that user's `user_seq` row, so its seqs
+// have no gaps; different users do not wait for each other.
+// Blocking: every method blocks on the network, and waits up to 30 s for a free connection.
+// Errors: a lost connection is a retriable StorageError and the connection is replaced.
+// A call whose connection turns out dead before it changed anything (an idle pooled
+// connection after a server restart) is retried once on a fresh one; a write that loses
+// its connection after BEGIN is not, since it may or may not have committed.
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "storage/store.hpp"
+
+namespace taskstream::storage {
+
+class PostgresStore final : public Store {
+ public:
+  /// `url` is handed to libpq as given (URI or key=value form; `options=-csearch_path=...`
+  /// selects a schema).
+  explicit PostgresStore(const std::string& url, std::size_t max_connections = 8);
+  ~PostgresStore() override;
+  PostgresStore(const PostgresStore&) = delete;
+  PostgresStore& operator=(const PostgresStore&) = delete;
+
+  void migrate() override;
+  bool ping() override;
+
+  std::optional<User> create_user(const std::string& email, const std::string& password_hash) override;
+  std::optional<User> find_user_by_email(const std::string& email) override;
+  std::optional<User> find_user(const std::string& id) override;
+
+  ChangeResult create_task(const Task& task, const EventFactory& events) override;
+  ChangeResult update_task(const std::string& user_id, const std::string& task_id,
+                           const std::function<bool(Task&)>& mutate, std::optional<std::int64_t> expected_version,
+                           const std::string& now, const EventFactory& events) override;
+  ChangeResult delete_task(const std::string& user_id, const std::string& task_id, const EventFactory& events) override;
+  std::optional<Task> get_task(const std::string& user_id, const std::string& task_id) override;
+  TaskPage list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
+                      const std::optional<std::string>& cursor) override;
+
+  std::vector<OutboxRecord> fetch_unpublished(int limit) override;
+  void mark_published(const std::vector<std::int64_t>& ids) override;
+  OutboxStats outbox_stats() override;
+  std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
+                                         int limit) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Runs `sql` (one or more statements, no parameters) on a connection of its own to `url`,
+/// then closes it. For tests and tooling (creating or dropping a schema, ending sessions);
+/// the service does not need it. Blocking; throws StorageError.
+void postgres_execute(const std::string& url, const std::string& sql);
+
+}  // namespace taskstream::storage

@@ -1,0 +1,542 @@
+#include "storage/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "events/events.hpp"
+#include "storage/impl/common.hpp"
+#include "storage/impl/connection_pool.hpp"
+
+namespace taskstream::storage {
+
+namespace {
+
+constexpr int kBusyTimeoutMs = 10'000;
+constexpr std::size_t kMaxConnections = 16;
+constexpr auto kPoolWait = std::chrono::seconds(30);
+
+// Migration n is kMigrations[n-1]; append only, never edit one that has shipped.
+constexpr std::string_view kMigrations[] = {
+    R"sql(
+CREATE TABLE users (
+  id            TEXT PRIMARY KEY,
+  email         TEXT NOT NULL,
+  email_key     TEXT NOT NULL UNIQUE,  -- ASCII-lower-cased email: uniqueness ignores case
+  password_hash TEXT NOT NULL,
+  created_at    TEXT NOT NULL
+);
+CREATE TABLE tasks (
+  id           TEXT PRIMARY KEY,
+  user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  title        TEXT NOT NULL,
+  description  TEXT,
+  status       TEXT NOT NULL CHECK (status IN ('todo', 'in_progress', 'done')),
+  priority     TEXT NOT NULL CHECK (priority IN ('low', 'medium', 'high')),
+  due_at       TEXT,
+  created_at   TEXT NOT NULL,
+  updated_at   TEXT NOT NULL,
+  completed_at TEXT,
+  version      INTEGER NOT NULL
+);
+CREATE INDEX tasks_user_created ON tasks (user_id, created_at DESC, id DESC);
+CREATE TABLE user_seq (
+  user_id  TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL
+);
+-- AUTOINCREMENT: ids are never reused, so a relay's "published up to id N" stays true.
+CREATE TABLE outbox (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic        TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  payload      TEXT NOT NULL,
+  event_id     TEXT NOT NULL UNIQUE,
+  event_type   TEXT NOT NULL,
+  traceparent  TEXT NOT NULL DEFAULT '',
+  user_id      TEXT NOT NULL,
+  seq          INTEGER NOT NULL,
+  created_at   TEXT NOT NULL,
+  published_at TEXT
+);
+CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX outbox_user_topic_seq ON outbox (user_id, topic, seq);
+CREATE TABLE processed_events (
+  consumer_group TEXT NOT NULL,
+  event_id       TEXT NOT NULL,
+  processed_at   TEXT NOT NULL,
+  PRIMARY KEY (consumer_group, event_id)
+);
+)sql",
+};
+
+constexpr std::string_view kTaskColumns =
+    "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
+constexpr std::string_view kOutboxColumns =
+    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
+
+bool retriable_code(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
+  throw StorageError(fmt::format("sqlite: {}: {} (code {})", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc),
+                     retriable_code(rc));
+}
+
+/// One open database handle; closed on destruction.
+class Connection final {
+ public:
+  explicit Connection(const std::string& path) {
+    const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                   nullptr);
+    if (rc != SQLITE_OK) {
+      const std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close_v2(db_);
+      throw StorageError(fmt::format("sqlite: cannot open '{}': {}", path, message), false);
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    exec("PRAGMA foreign_keys = ON");
+    if (path != ":memory:") {
+      // WAL lets readers run beside the single writer. Switching needs a moment of
+      // exclusive access, which another process opening the file at the same time may
+      // hold; the busy handler does not cover this pragma, hence the retries.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          exec("PRAGMA journal_mode = WAL");
+          break;
+        } catch (const StorageError& e) {
+          if (!e.is_retriable() || attempt >= 50) throw;
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
+    }
+    // synchronous stays FULL (the default): an acknowledged change survives power loss.
+  }
+  ~Connection() { sqlite3_close_v2(db_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* handle() const { return db_; }
+
+  void exec(const std::string& sql) {
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);
+    if (rc != SQLITE_OK) {
+      const std::string message = error ? error : sqlite3_errstr(rc);
+      sqlite3_free(error);
+      throw StorageError(fmt::format("sqlite: {} (code {}) in: {}", message, rc, sql.substr(0, 60)),
+                         retriable_code(rc));
+    }
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+/// A prepared statement; binds are 1-based, columns 0-based as in the C API.
+class Statement final {
+ public:
+  Statement(Connection& conn, std::string_view sql) : db_(conn.handle()) {
+    const int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+    if (rc != SQLITE_OK) fail(db_, rc, fmt::format("prepare '{}'", sql.substr(0, 60)));
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int index, std::string_view value) {
+    check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement& bind(int index, const std::string& value) { return bind(index, std::string_view(value)); }
+  Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
+  Statement& bind(int index, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  Statement& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Statement& bind(int index, const std::optional<std::string>& value) {
+    if (value) return bind(index, std::string_view(*value));
+    check(sqlite3_bind_null(stmt_, index));
+    return *this;
+  }
+
+  /// True when a row is ready, false when done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, rc, fmt::format("step '{}'", std::string_view(sqlite3_sql(stmt_)).substr(0, 60)));
+  }
+  /// Runs a statement that returns no rows (or whose rows do not matter).
+  void run() {
+    while (step()) {
+    }
+  }
+  /// Makes the statement ready to run again with new bindings.
+  void reset() { sqlite3_reset(stmt_); }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+  std::optional<std::string> optional_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, rc, "bind");
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+/// BEGIN on construction, ROLLBACK on destruction unless committed. A write transaction
+/// starts IMMEDIATE: it takes the write lock up front, so it cannot fail half-way with a
+/// deadlock when upgrading from a read.
+class Transaction final {
+ public:
+  Transaction(Connection& conn, bool write) : conn_(conn) { conn_.exec(write ? "BEGIN IMMEDIATE" : "BEGIN"); }
+  ~Transaction() {
+    // Some errors (busy, I/O, full disk) already rolled SQLite back on their own.
+    if (!done_ && !sqlite3_get_autocommit(conn_.handle())) {
+      try {
+        conn_.exec("ROLLBACK");
+      } catch (const StorageError& e) {
+        spdlog::warn("sqlite: rollback failed: {}", e.what());
+      }
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void commit() {
+    conn_.exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  Connection& conn_;
+  bool done_ = false;
+};
+
+Task read_task(const Statement& s) {
+  Task t;
+  t.id = s.text(0);
+  t.user_id = s.text(1);
+  t.title = s.text(2);
+  t.description = s.optional_text(3);
+  t.status = s.text(4);
+  t.priority = s.text(5);
+  t.due_at = s.optional_text(6);
+  t.created_at = s.text(7);
+  t.updated_at = s.text(8);
+  t.completed_at = s.optional_text(9);
+  t.version = s.int64(10);
+  return t;
+}
+
+OutboxRecord read_outbox(const Statement& s) {
+  OutboxRecord r;
+  r.id = s.int64(0);
+  r.topic = s.text(1);
+  r.key = s.text(2);
+  r.payload = s.text(3);
+  r.event_id = s.text(4);
+  r.event_type = s.text(5);
+  r.traceparent = s.text(6);
+  r.user_id = s.text(7);
+  r.seq = s.int64(8);
+  r.created_at = s.text(9);
+  return r;
+}
+
+User read_user(const Statement& s) { return User{s.text(0), s.text(1), s.text(2), s.text(3)}; }
+
+std::optional<Task> load_task(Connection& conn, const std::string& user_id, const std::string& task_id) {
+  Statement s(conn, fmt::format("SELECT {} FROM tasks WHERE id = ?1 AND user_id = ?2", kTaskColumns));
+  s.bind(1, task_id).bind(2, user_id);
+  if (!s.step()) return std::nullopt;
+  return read_task(s);
+}
+
+// The upsert takes the next seq and creates the row on a user's first change; inside the
+// write transaction nobody else can interleave, so seqs have no gaps.
+std::int64_t next_seq(Connection& conn, const std::string& user_id) {
+  Statement s(conn,
+              "INSERT INTO user_seq (user_id, last_seq) VALUES (?1, 1) "
+              "ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq");
+  s.bind(1, user_id);
+  if (!s.step()) throw StorageError("sqlite: user_seq upsert returned no row", false);
+  const auto seq = s.int64(0);
+  s.run();
+  return seq;
+}
+
+void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const std::string& user_id, std::int64_t seq) {
+  const auto now = events::now_rfc3339();
+  for (auto& r : records) {
+    impl::fill_outbox_defaults(r, user_id, seq, now);
+    Statement s(conn,
+                "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    s.bind(1, r.topic).bind(2, r.key).bind(3, r.payload).bind(4, r.event_id).bind(5, r.event_type);
+    s.bind(6, r.traceparent).bind(7, r.user_id).bind(8, r.seq).bind(9, r.created_at);
+    s.run();
+  }
+}
+
+void write_task(Statement& s, const Task& t) {
+  s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.description).bind(5, t.status);
+  s.bind(6, t.priority).bind(7, t.due_at).bind(8, t.created_at).bind(9, t.updated_at).bind(10, t.completed_at);
+  s.bind(11, t.version);
+}
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  explicit Impl(const std::string& path)
+      : pool([path] { return std::make_unique<Connection>(path); }, path == ":memory:" ? 1 : kMaxConnections,
+             std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)) {}
+
+  using Lease = impl::ConnectionPool<Connection>::Lease;
+
+  /// Runs `fn(conn)` on a leased connection.
+  template <class F>
+  auto read(F&& fn) {
+    auto lease = pool.acquire();
+    return fn(*lease);
+  }
+
+  /// Runs `fn(conn)` inside a write transaction and commits when it returns normally.
+  /// `fn` may return a value; exceptions roll back and propagate unchanged.
+  template <class F>
+  auto write(F&& fn) {
+    auto lease = pool.acquire();
+    std::lock_guard lock(write_mutex);
+    Transaction txn(*lease, true);
+    if constexpr (std::is_void_v<decltype(fn(*lease))>) {
+      fn(*lease);
+      txn.commit();
+    } else {
+      auto result = fn(*lease);
+      txn.commit();
+      return result;
+    }
+  }
+
+  impl::ConnectionPool<Connection> pool;
+  // Writers of this process queue here rather than in SQLite's sleep-and-retry busy
+  // handler, which is unfair and slow under contention.
+  std::mutex write_mutex;
+};
+
+SqliteStore::SqliteStore(const std::string& path) : impl_(std::make_unique<Impl>(path)) {
+  // Open one connection now so a bad path fails at start, not on the first request.
+  impl_->read([](Connection&) {});
+}
+
+SqliteStore::~SqliteStore() = default;
+
+void SqliteStore::migrate() {
+  impl_->write([](Connection& conn) {
+    // Under BEGIN IMMEDIATE: a second process migrating at the same time waits here and
+    // then finds the work done.
+    conn.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+    Statement current(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    current.step();
+    const auto applied = current.int64(0);
+    const auto known = static_cast<std::int64_t>(std::size(kMigrations));
+    if (applied > known) {
+      spdlog::warn("sqlite: schema is at version {}, newer than this build knows ({})", applied, known);
+    }
+    for (auto version = applied + 1; version <= known; ++version) {
+      conn.exec(std::string(kMigrations[version - 1]));
+      Statement record(conn, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
+      record.bind(1, version).bind(2, events::now_rfc3339()).run();
+      spdlog::info("sqlite: applied migration {}", version);
+    }
+  });
+}
+
+bool SqliteStore::ping() {
+  try {
+    return impl_->read([](Connection& conn) {
+      Statement s(conn, "SELECT 1");
+      return s.step() && s.int64(0) == 1;
+    });
+  } catch (const StorageError&) {
+    return false;
+  }
+}
+
+std::optional<User> SqliteStore::create_user(const std::string& email, const std::string& password_hash) {
+  return impl_->write([&](Connection& conn) -> std::optional<User> {
+    User user{events::new_event_id(), email, password_hash, events::now_rfc3339()};
+    Statement s(conn,
+                "INSERT INTO users (id, email, email_key, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                "ON CONFLICT (email_key) DO NOTHING");
+    s.bind(1, user.id).bind(2, user.email).bind(3, impl::email_key(email)).bind(4, user.password_hash);
+    s.bind(5, user.created_at).run();
+    if (sqlite3_changes(conn.handle()) == 0) return std::nullopt;
+    return user;
+  });
+}
+
+std::optional<User> SqliteStore::find_user_by_email(const std::string& email) {
+  return impl_->read([&](Connection& conn) -> std::optional<User> {
+    Statement s(conn, "SELECT id, email, password_hash, created_at FROM users WHERE email_key = ?1");
+    s.bind(1, impl::email_key(email));
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  });
+}
+
+std::optional<User> SqliteStore::find_user(const std::string& id) {
+  return impl_->read([&](Connection& conn) -> std::optional<User> {
+    Statement s(conn, "SELECT id, email, password_hash, created_at FROM users WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  });
+}
+
+ChangeResult SqliteStore::create_task(const Task& task, const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    Statement insert(conn, fmt::format("INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                       kTaskColumns));
+    write_task(insert, task);
+    insert.run();
+    const auto seq = next_seq(conn, task.user_id);
+    insert_outbox(conn, events(nullptr, &task, seq), task.user_id, seq);
+    return ChangeResult{ChangeStatus::ok, task, seq};
+  });
+}
+
+ChangeResult SqliteStore::update_task(const std::string& user_id, const std::string& task_id,
+                                      const std::function<bool(Task&)>& mutate,
+                                      std::optional<std::int64_t> expected_version, const std::string& now,
+                                      const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    const auto before = load_task(conn, user_id, task_id);
+    if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+    if (expected_version && *expected_version != before->version) {
+      return ChangeResult{ChangeStatus::version_conflict, before, 0};
+    }
+    Task after = *before;
+    if (!mutate(after)) return ChangeResult{ChangeStatus::ok, before, 0};
+    impl::keep_identity(*before, after);
+    after.version = before->version + 1;
+    after.updated_at = now;
+    Statement update(conn,
+                     "UPDATE tasks SET title = ?3, description = ?4, status = ?5, priority = ?6, due_at = ?7, "
+                     "updated_at = ?9, completed_at = ?10, version = ?11 WHERE id = ?1 AND user_id = ?2");
+    // ?8 (created_at) is bound but unused so both statements share write_task's numbering.
+    write_task(update, after);
+    update.run();
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&*before, &after, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, std::move(after), seq};
+  });
+}
+
+ChangeResult SqliteStore::delete_task(const std::string& user_id, const std::string& task_id,
+                                      const EventFactory& events) {
+  return impl_->write([&](Connection& conn) {
+    const auto before = load_task(conn, user_id, task_id);
+    if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+    Statement del(conn, "DELETE FROM tasks WHERE id = ?1 AND user_id = ?2");
+    del.bind(1, task_id).bind(2, user_id).run();
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&*before, nullptr, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, before, seq};
+  });
+}
+
+std::optional<Task> SqliteStore::get_task(const std::string& user_id, const std::string& task_id) {
+  return impl_->read([&](Connection& conn) { return load_task(conn, user_id, task_id); });
+}
+
+TaskPage SqliteStore::list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
+                                 const std::optional<std::string>& cursor) {
+  const auto after = cursor ? std::optional(impl::decode_cursor(*cursor)) : std::nullopt;
+  limit = impl::clamp_page_limit(limit);
+  return impl_->read([&](Connection& conn) {
+    // Built per shape rather than with "? IS NULL OR ..." so that the cursor condition is
+    // a range on the (user_id, created_at, id) index: a deep page costs what the first does.
+    std::string sql = fmt::format("SELECT {} FROM tasks WHERE user_id = ?1", kTaskColumns);
+    if (status) sql += " AND status = ?2";
+    if (after) sql += " AND (created_at, id) < (?3, ?4)";
+    sql += " ORDER BY created_at DESC, id DESC LIMIT ?5";
+    Statement s(conn, sql);
+    s.bind(1, user_id);
+    if (status) s.bind(2, *status);
+    if (after) s.bind(3, after->created_at).bind(4, after->id);
+    s.bind(5, limit + 1);  // one extra row tells whether another page exists
+    TaskPage page;
+    while (s.step()) page.items.push_back(read_task(s));
+    if (page.items.size() > static_cast<std::size_t>(limit)) {
+      page.items.pop_back();
+      page.next_cursor = impl::encode_cursor(page.items.back());
+    }
+    return page;
+  });
+}
+
+std::vector<OutboxRecord> SqliteStore::fetch_unpublished(int limit) {
+  return impl_->read([&](Connection& conn) {
+    Statement s(conn, fmt::format("SELECT {} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?1",
+                                  kOutboxColumns));
+    s.bind(1, impl::clamp_batch_limit(limit));
+    std::vector<OutboxRecord> out;
+    while (s.step()) out.push_back(read_outbox(s));
+    return out;
+  });
+}
+
+void SqliteStore::mark_published(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return;
+  impl_->write([&](Connection& conn) {
+    const auto now = events::now_rfc3339();
+    Statement s(conn, "UPDATE outbox SET published_at = ?1 WHERE id = ?2 AND published_at IS NULL");
+    for (const auto id : ids) {
+      s.bind(1, now).bind(2, id).run();
+      s.reset();
+    }
+  });
+}
+
+OutboxStats SqliteStore::outbox_stats() {
+  return impl_->read([](Connection& conn) {
+    Statement s(conn,
+                "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), "
+                "(SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1)");
+    s.step();
+    return OutboxStats{s.int64(0), s.optional_text(1)};
+  });
+}
+
+std::vector<OutboxRecord> SqliteStore::events_after(const std::string& user_id, const std::string& topic,
+                                                    std::int64_t after_seq, int limit) {
+  return impl_->read([&](Connection& conn) {
+    Statement s(conn, fmt::format("SELECT {} FROM outbox WHERE user_id = ?1 AND topic = ?2 AND seq > ?3 "
+                                  "ORDER BY seq, id LIMIT ?4",
+                                  kOutboxColumns));
+    s.bind(1, user_id).bind(2, topic).bind(3, after_seq).bind(4, impl::clamp_batch_limit(limit));
+    std::vector<OutboxRecord> out;
+    while (s.step()) out.push_back(read_outbox(s));
+    return out;
+  });
+}
+
+}  // namespace taskstream::storage

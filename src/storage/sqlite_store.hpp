@@ -1,0 +1,60 @@
+#pragma once
+// The SQLite backend of Store (DATABASE_URL=sqlite:///path): one file, WAL mode, for a
+// single host. Semantics are those of store.hpp; the differences are in how it gets there:
+//
+// Lifecycle: the constructor opens the first connection (throws StorageError if the file
+// cannot be opened); more are opened on demand, up to 16, and closed with the store.
+// migrate() must run before the other methods on a new file.
+// Thread-safety: safe from any number of threads. Each call leases a connection of its
+// own, so reads run in parallel (WAL); writes take one in-process lock and then
+// `BEGIN IMMEDIATE`, so this process's writers queue up in order instead of polling
+// SQLite's busy handler, and other processes are waited for up to the busy timeout.
+// ":memory:" gives a private database on a single connection, so there every call is
+// serialized.
+// Blocking: every method blocks on file I/O, and on other writers (up to 10 s, then a
+// retriable StorageError).
+
+#include <memory>
+#include <string>
+
+#include "storage/store.hpp"
+
+namespace taskstream::storage {
+
+class SqliteStore final : public Store {
+ public:
+  /// `path` as in DatabaseUrl::path: a file (created if missing; its directory must
+  /// exist) or ":memory:".
+  explicit SqliteStore(const std::string& path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  void migrate() override;
+  bool ping() override;
+
+  std::optional<User> create_user(const std::string& email, const std::string& password_hash) override;
+  std::optional<User> find_user_by_email(const std::string& email) override;
+  std::optional<User> find_user(const std::string& id) override;
+
+  ChangeResult create_task(const Task& task, const EventFactory& events) override;
+  ChangeResult update_task(const std::string& user_id, const std::string& task_id,
+                           const std::function<bool(Task&)>& mutate, std::optional<std::int64_t> expected_version,
+                           const std::string& now, const EventFactory& events) override;
+  ChangeResult delete_task(const std::string& user_id, const std::string& task_id, const EventFactory& events) override;
+  std::optional<Task> get_task(const std::string& user_id, const std::string& task_id) override;
+  TaskPage list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
+                      const std::optional<std::string>& cursor) override;
+
+  std::vector<OutboxRecord> fetch_unpublished(int limit) override;
+  void mark_published(const std::vector<std::int64_t>& ids) override;
+  OutboxStats outbox_stats() override;
+  std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
+                                         int limit) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskstream::storage

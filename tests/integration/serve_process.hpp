@@ -1,0 +1,173 @@
+#pragma once
+// A `taskstream serve` child process for API tests, on a free port with its own SQLite
+// file (or DATABASE_URL) and its own topic names, plus a small blocking HTTP client.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "test_env.hpp"
+
+namespace taskstream::itest {
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  nlohmann::json json() const { return nlohmann::json::parse(body); }
+};
+
+/// One request on a fresh connection.
+inline HttpResult http_request(std::uint16_t port, const std::string& method, const std::string& target, const std::string& body = {},
+                               const std::map<std::string, std::string>& headers = {}) {
+  namespace beast = boost::beast;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  beast::http::request<beast::http::string_body> req{beast::http::string_to_verb(method), target, 11};
+  req.set(beast::http::field::host, "127.0.0.1");
+  if (!body.empty()) req.set(beast::http::field::content_type, "application/json");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  beast::http::write(socket, req);
+  beast::flat_buffer buf;
+  beast::http::response_parser<beast::http::string_body> parser;
+  parser.body_limit(64 << 20);
+  beast::http::read(socket, buf, parser);
+  auto& res = parser.get();
+  HttpResult out{static_cast<int>(res.result_int()), res.body(), {}};
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    out.headers[name] = std::string(f.value());
+  }
+  return out;
+}
+
+inline std::uint16_t free_port() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+class ServeProcess final {
+ public:
+  /// Starts serve with `env` over the defaults below; waits until /healthz answers.
+  explicit ServeProcess(std::map<std::string, std::string> env = {}) {
+    port_ = free_port();
+    prefix_ = unique_name("api");
+    dir_ = std::filesystem::temp_directory_path() / prefix_;
+    std::filesystem::create_directories(dir_);
+    std::map<std::string, std::string> all{
+        {"HTTP_PORT", std::to_string(port_)},
+        {"DATABASE_URL", "sqlite:///" + (dir_ / "taskstream.db").string()},
+        {"JWT_SECRET", "integration-test-secret-integration-test-secret"},
+        {"KAFKA_TOPIC_TASK_EVENTS", prefix_ + "-task-events"},
+        {"KAFKA_TOPIC_TASK_UPDATES", prefix_ + "-task-updates"},
+        {"KAFKA_TOPIC_NOTIFICATION_REQUEST", prefix_ + "-notification.request"},
+        {"KAFKA_TOPIC_PARTITIONS", "3"},
+        {"LOG_LEVEL", "info"},
+    };
+    if (const char* b = std::getenv("KAFKA_BOOTSTRAP_SERVERS")) all["KAFKA_BOOTSTRAP_SERVERS"] = b;
+    for (auto& [k, v] : env) all[k] = v;
+    env_ = all;
+    start();
+  }
+  ~ServeProcess() { stop(); }
+
+  void start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
+      chdir(dir_.c_str());
+      std::string log = (dir_ / "serve.log").string();
+      freopen(log.c_str(), "a", stderr);
+      execl(TASKSTREAM_BINARY, TASKSTREAM_BINARY, "serve", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    bool up = wait_until([&] {
+      try {
+        return http_request(port_, "GET", "/healthz").status == 200;
+      } catch (...) {
+        return false;
+      }
+    }, std::chrono::seconds(30));
+    if (!up) ADD_FAILURE() << "serve did not start; log:\n" << log();
+  }
+
+  /// SIGTERM and wait; returns the exit status (or -1 when it had to be killed).
+  int stop(std::chrono::seconds deadline = std::chrono::seconds(30)) {
+    if (pid_ <= 0) return 0;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void kill_hard() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+
+  std::uint16_t port() const { return port_; }
+  const std::string& prefix() const { return prefix_; }
+  const std::map<std::string, std::string>& env() const { return env_; }
+  std::string topic(const std::string& name) const { return prefix_ + "-" + name; }
+  std::string log() const {
+    std::ifstream f(dir_ / "serve.log");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }
+
+  HttpResult call(const std::string& method, const std::string& target, const std::string& body = {}, const std::string& token = {},
+                  std::map<std::string, std::string> headers = {}) const {
+    if (!token.empty()) headers["Authorization"] = "Bearer " + token;
+    return http_request(port_, method, target, body, headers);
+  }
+
+  /// Registers a fresh user and returns {user id, token}.
+  std::pair<std::string, std::string> new_user(const std::string& email_prefix = "user") const {
+    auto email = unique_name(email_prefix) + "@example.com";
+    nlohmann::json creds{{"email", email}, {"password", "correct horse battery"}};
+    auto r = call("POST", "/auth/register", creds.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    auto t = call("POST", "/auth/token", creds.dump());
+    EXPECT_EQ(t.status, 200) << t.body;
+    return {r.json()["id"], t.json()["access_token"]};
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::string prefix_;
+  std::filesystem::path dir_;
+  std::map<std::string, std::string> env_;
+};
+
+}  // namespace taskstream::itest

@@ -1,0 +1,809 @@
+// One suite for both Store backends: every TEST_P runs against SQLite (a fresh temp file)
+// and PostgreSQL (a fresh schema in the database at TASKSTREAM_TEST_DATABASE_URL; without
+// it the PostgreSQL instances fail, they never skip: run `scripts/postgres start` and
+// export TASKSTREAM_TEST_DATABASE_URL=postgresql://taskstream:taskstream@127.0.0.1:5432/taskstream).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <ostream>
+#include <tuple>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "config/settings.hpp"
+#include "events/events.hpp"
+#include "storage/postgres_store.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::storage {
+
+// store.hpp gives Task an operator== but not User; found by ADL from std::optional<User>.
+bool operator==(const User& a, const User& b) {
+  return std::tie(a.id, a.email, a.password_hash, a.created_at) == std::tie(b.id, b.email, b.password_hash, b.created_at);
+}
+
+namespace {
+
+enum class Backend { sqlite, postgres };
+
+void PrintTo(Backend backend, std::ostream* os) { *os << (backend == Backend::sqlite ? "sqlite" : "postgres"); }
+
+// Migration and reconnect notes at info level would drown the test output.
+const bool kQuietLogs = (spdlog::set_level(spdlog::level::warn), true);
+
+constexpr const char* kDatabaseUrlEnv = "TASKSTREAM_TEST_DATABASE_URL";
+
+std::string random_suffix() {
+  static std::mutex mutex;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard lock(mutex);
+  return fmt::format("{:016x}", rng());
+}
+
+/// The PostgreSQL server under test, or nullopt (and a test failure) when it is not set.
+std::optional<std::string> postgres_base_url() {
+  const char* url = std::getenv(kDatabaseUrlEnv);
+  if (!url || !*url) {
+    ADD_FAILURE() << kDatabaseUrlEnv
+                  << " is not set: the PostgreSQL storage tests need a server. Run `scripts/postgres start` and "
+                     "export "
+                  << kDatabaseUrlEnv << "=postgresql://taskstream:taskstream@127.0.0.1:5432/taskstream";
+    return std::nullopt;
+  }
+  return std::string(url);
+}
+
+/// A database nobody else uses, removed on destruction: a temp file for SQLite, a schema
+/// (selected through search_path in the URL) for PostgreSQL. The schema name doubles as
+/// the connections' application_name, so a test can find (and kill) its own sessions.
+class Scratch final {
+ public:
+  explicit Scratch(Backend backend) : backend_(backend) {
+    const auto suffix = random_suffix();
+    if (backend == Backend::sqlite) {
+      path_ = (std::filesystem::temp_directory_path() / fmt::format("taskstream-store-test-{}.db", suffix)).string();
+      url_ = config::DatabaseUrl{config::DatabaseKind::sqlite, "sqlite:///" + path_, path_};
+      ready_ = true;
+      return;
+    }
+    const auto base = postgres_base_url();
+    if (!base) return;
+    base_url_ = *base;
+    schema_ = "t_" + suffix;
+    postgres_execute(base_url_, "CREATE SCHEMA " + schema_);
+    const char sep = base_url_.find('?') == std::string::npos ? '?' : '&';
+    url_ = config::DatabaseUrl{config::DatabaseKind::postgresql,
+                               fmt::format("{}{}options=-csearch_path%3D{}&application_name={}", base_url_, sep,
+                                           schema_, schema_),
+                               ""};
+    ready_ = true;
+  }
+  ~Scratch() {
+    if (!ready_) return;
+    if (backend_ == Backend::sqlite) {
+      std::error_code ignored;
+      for (const char* ext : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + ext, ignored);
+      return;
+    }
+    try {
+      postgres_execute(base_url_, "DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "dropping schema " << schema_ << ": " << e.what();
+    }
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  bool ready() const { return ready_; }
+  const config::DatabaseUrl& url() const { return url_; }
+  const std::string& base_url() const { return base_url_; }
+  const std::string& schema() const { return schema_; }
+
+ private:
+  Backend backend_;
+  bool ready_ = false;
+  config::DatabaseUrl url_;
+  std::string path_;
+  std::string base_url_;
+  std::string schema_;
+};
+
+/// A timestamp `n` seconds after a fixed instant, in the shape the service writes.
+std::string ts(int n) { return fmt::format("2026-11-27T{:02}:{:02}:{:02}.123Z", 10 + n / 3600, n / 60 % 60, n % 60); }
+
+Task new_task(const std::string& user_id, const std::string& title, const std::string& created_at,
+              const std::string& status = "todo") {
+  Task t;
+  t.id = events::new_event_id();
+  t.user_id = user_id;
+  t.title = title;
+  t.status = status;
+  t.created_at = created_at;
+  t.updated_at = created_at;
+  return t;
+}
+
+std::string event_type(const Task* before, const Task* after) {
+  if (!before) return "task_created";
+  if (!after) return "task_deleted";
+  return "task_updated";
+}
+
+/// Two events per change, like the service: the audit event and the live update. Leaves
+/// key/user_id/seq/created_at/event_id empty so the store's defaults are exercised.
+std::vector<OutboxRecord> two_events(const Task* before, const Task* after, std::int64_t seq) {
+  const Task& t = after ? *after : *before;
+  const auto type = event_type(before, after);
+  OutboxRecord audit;
+  audit.topic = "task-events";
+  audit.event_type = type;
+  audit.payload = nlohmann::json{{"type", type}, {"task_id", t.id}, {"seq", seq}, {"title", t.title}}.dump();
+  OutboxRecord update = audit;
+  update.topic = "task-updates";
+  return {audit, update};
+}
+
+/// two_events, remembering each call.
+class Recorder final {
+ public:
+  struct Call {
+    std::optional<Task> before;
+    std::optional<Task> after;
+    std::int64_t seq;
+  };
+
+  EventFactory factory() {
+    return [this](const Task* before, const Task* after, std::int64_t seq) {
+      std::lock_guard lock(mutex_);
+      calls_.push_back({before ? std::optional(*before) : std::nullopt, after ? std::optional(*after) : std::nullopt, seq});
+      return two_events(before, after, seq);
+    };
+  }
+  std::vector<Call> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Call> calls_;
+};
+
+const EventFactory kTwoEvents = two_events;
+const EventFactory kThrowingEvents = [](const Task*, const Task*, std::int64_t) -> std::vector<OutboxRecord> {
+  throw std::runtime_error("event factory failed");
+};
+
+std::function<bool(Task&)> set_title(std::string title) {
+  return [title = std::move(title)](Task& t) {
+    t.title = title;
+    return true;
+  };
+}
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    scratch_ = std::make_unique<Scratch>(GetParam());
+    if (!scratch_->ready()) GTEST_FAIL() << "no database for this backend";
+    store_ = open_store(scratch_->url());
+    store_->migrate();
+  }
+  void TearDown() override {
+    store_.reset();  // close every connection before the schema or file goes
+    scratch_.reset();
+  }
+
+  User add_user(const std::string& email) {
+    auto user = store_->create_user(email, "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+    if (!user) throw std::runtime_error("could not create user " + email);
+    return *user;
+  }
+
+  Task add_task(const User& user, const std::string& title, int at, const std::string& status = "todo") {
+    const auto result = store_->create_task(new_task(user.id, title, ts(at), status), kTwoEvents);
+    if (result.status != ChangeStatus::ok || !result.task) throw std::runtime_error("could not create task " + title);
+    return *result.task;
+  }
+
+  std::vector<std::int64_t> seqs_of(const std::string& user_id, const std::string& topic) {
+    std::vector<std::int64_t> seqs;
+    for (const auto& r : store_->events_after(user_id, topic, 0, 10000)) seqs.push_back(r.seq);
+    return seqs;
+  }
+
+  std::unique_ptr<Scratch> scratch_;
+  std::unique_ptr<Store> store_;
+};
+
+// ---- migrations
+
+TEST_P(StoreTest, MigrateIsIdempotent) {
+  store_->migrate();
+  auto again = open_store(scratch_->url());
+  again->migrate();
+  again->migrate();
+  EXPECT_TRUE(again->ping());
+  const auto user = add_user("a@example.com");
+  EXPECT_EQ(again->find_user(user.id), user) << "both stores see one database";
+}
+
+TEST_P(StoreTest, ConcurrentMigrationsOfAFreshDatabaseBothSucceed) {
+  Scratch fresh(GetParam());
+  ASSERT_TRUE(fresh.ready());
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < 4; ++i) stores.push_back(open_store(fresh.url()));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (auto& s : stores) {
+    threads.emplace_back([&s, &failures] {
+      try {
+        s->migrate();
+      } catch (const std::exception& e) {
+        ++failures;
+        ADD_FAILURE() << "concurrent migrate: " << e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_TRUE(stores[0]->create_user("x@example.com", "h").has_value());
+  EXPECT_FALSE(stores[1]->create_user("X@example.com", "h").has_value());
+}
+
+TEST_P(StoreTest, OpeningAnUnreachableDatabaseThrowsStorageError) {
+  config::DatabaseUrl bad;
+  if (GetParam() == Backend::sqlite) {
+    bad = {config::DatabaseKind::sqlite, "sqlite:///no/such/dir/x.db", "/no/such/dir/x.db"};
+  } else {
+    // Right server, wrong password: libpq's message must not echo it.
+    std::string url = scratch_->base_url();
+    const auto scheme = url.find("://");
+    const auto at = url.rfind('@');
+    ASSERT_NE(at, std::string::npos) << "test URL has no credentials";
+    url = url.substr(0, scheme + 3) + "taskstream:wrong-secret-pw" + url.substr(at);
+    bad = {config::DatabaseKind::postgresql, url, ""};
+  }
+  try {
+    open_store(bad);
+    FAIL() << "open_store succeeded";
+  } catch (const StorageError& e) {
+    EXPECT_EQ(std::string(e.what()).find("wrong-secret-pw"), std::string::npos) << e.what();
+  }
+}
+
+// ---- users
+
+TEST_P(StoreTest, UsersAreUniqueIgnoringCase) {
+  const auto alice = add_user("Alice@Example.com");
+  EXPECT_EQ(alice.email, "Alice@Example.com") << "the email is kept as given";
+  EXPECT_TRUE(events::is_uuid(alice.id));
+  EXPECT_TRUE(events::is_rfc3339(alice.created_at));
+  EXPECT_FALSE(store_->create_user("alice@example.com", "other").has_value());
+  EXPECT_FALSE(store_->create_user("ALICE@EXAMPLE.COM", "other").has_value());
+
+  EXPECT_EQ(store_->find_user_by_email("aLiCe@example.COM"), alice);
+  EXPECT_EQ(store_->find_user(alice.id), alice);
+  EXPECT_FALSE(store_->find_user_by_email("bob@example.com").has_value());
+  EXPECT_FALSE(store_->find_user(events::new_event_id()).has_value());
+  EXPECT_TRUE(store_->create_user("bob@example.com", "h").has_value());
+}
+
+// ---- tasks
+
+TEST_P(StoreTest, CreateAndGetAreScopedToTheOwner) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  Task task = new_task(alice.id, "write tests", "2026-11-27T12:00:00.123Z", "in_progress");
+  task.description = "both backends";
+  task.priority = "high";
+  task.due_at = "2026-12-01T09:30:00Z";
+
+  const auto created = store_->create_task(task, kTwoEvents);
+  ASSERT_EQ(created.status, ChangeStatus::ok);
+  EXPECT_EQ(created.task, task);
+  EXPECT_EQ(created.seq, 1);
+
+  EXPECT_EQ(store_->get_task(alice.id, task.id), task) << "every field, timestamps verbatim";
+  EXPECT_FALSE(store_->get_task(bob.id, task.id).has_value());
+  EXPECT_FALSE(store_->get_task(alice.id, events::new_event_id()).has_value());
+  EXPECT_TRUE(store_->list_tasks(bob.id, std::nullopt, 100, std::nullopt).items.empty());
+}
+
+TEST_P(StoreTest, CreateWritesItsOutboxRowsWithDefaultsFilled) {
+  const auto alice = add_user("alice@example.com");
+  const EventFactory traced = [](const Task* before, const Task* after, std::int64_t seq) {
+    auto records = two_events(before, after, seq);
+    records[0].traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    records[0].event_id = "2f0c4a9e-1111-4222-8333-944455556666";
+    return records;
+  };
+  const auto created = store_->create_task(new_task(alice.id, "t", ts(1)), traced);
+
+  const auto rows = store_->fetch_unpublished(100);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_LT(rows[0].id, rows[1].id);
+  EXPECT_EQ(rows[0].topic, "task-events");
+  EXPECT_EQ(rows[1].topic, "task-updates");
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.key, alice.id);
+    EXPECT_EQ(r.user_id, alice.id);
+    EXPECT_EQ(r.seq, created.seq);
+    EXPECT_EQ(r.event_type, "task_created");
+    EXPECT_TRUE(events::is_rfc3339(r.created_at)) << r.created_at;
+    EXPECT_TRUE(events::is_uuid(r.event_id)) << r.event_id;
+    EXPECT_EQ(nlohmann::json::parse(r.payload).at("task_id"), created.task->id);
+  }
+  EXPECT_EQ(rows[0].traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(rows[0].event_id, "2f0c4a9e-1111-4222-8333-944455556666");
+  EXPECT_EQ(rows[1].traceparent, "");
+  EXPECT_NE(rows[0].event_id, rows[1].event_id);
+}
+
+TEST_P(StoreTest, UpdateBumpsVersionAndHandsBeforeAndAfterToTheFactory) {
+  const auto alice = add_user("alice@example.com");
+  const auto task = add_task(alice, "draft", 1);
+  Recorder recorder;
+
+  const auto result = store_->update_task(
+      alice.id, task.id,
+      [](Task& t) {
+        t.status = "done";
+        t.completed_at = "2026-11-27T13:00:00.000Z";
+        t.description = "finished";
+        t.id = "tampered";  // identity fields are not the callback's to change
+        return true;
+      },
+      std::optional<std::int64_t>(1), "2026-11-27T13:00:00.000Z", recorder.factory());
+
+  ASSERT_EQ(result.status, ChangeStatus::ok);
+  ASSERT_TRUE(result.task);
+  EXPECT_EQ(result.seq, 2);
+  Task expected = task;
+  expected.status = "done";
+  expected.completed_at = "2026-11-27T13:00:00.000Z";
+  expected.description = "finished";
+  expected.version = 2;
+  expected.updated_at = "2026-11-27T13:00:00.000Z";
+  EXPECT_EQ(*result.task, expected);
+  EXPECT_EQ(store_->get_task(alice.id, task.id), expected);
+
+  const auto calls = recorder.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].before, task);
+  EXPECT_EQ(calls[0].after, expected);
+  EXPECT_EQ(calls[0].seq, 2);
+  EXPECT_EQ(seqs_of(alice.id, "task-updates"), (std::vector<std::int64_t>{1, 2}));
+
+  // Clearing optional fields stores NULL, not an empty string.
+  const auto cleared = store_->update_task(
+      alice.id, task.id,
+      [](Task& t) {
+        t.description.reset();
+        t.completed_at.reset();
+        return true;
+      },
+      std::nullopt, ts(7), kTwoEvents);
+  ASSERT_EQ(cleared.status, ChangeStatus::ok);
+  const auto stored = store_->get_task(alice.id, task.id);
+  ASSERT_TRUE(stored);
+  EXPECT_FALSE(stored->description.has_value());
+  EXPECT_FALSE(stored->completed_at.has_value());
+  EXPECT_EQ(stored->version, 3);
+}
+
+TEST_P(StoreTest, UpdateOfAForeignOrMissingTaskIsNotFound) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto task = add_task(alice, "mine", 1);
+  Recorder recorder;
+
+  const auto foreign = store_->update_task(bob.id, task.id, set_title("stolen"), std::nullopt, ts(2), recorder.factory());
+  EXPECT_EQ(foreign.status, ChangeStatus::not_found);
+  EXPECT_FALSE(foreign.task.has_value());
+  const auto missing =
+      store_->update_task(alice.id, events::new_event_id(), set_title("x"), std::nullopt, ts(2), recorder.factory());
+  EXPECT_EQ(missing.status, ChangeStatus::not_found);
+
+  EXPECT_TRUE(recorder.calls().empty());
+  EXPECT_EQ(store_->get_task(alice.id, task.id), task);
+  EXPECT_TRUE(seqs_of(bob.id, "task-events").empty());
+}
+
+TEST_P(StoreTest, StaleExpectedVersionIsAConflictThatChangesNothing) {
+  const auto alice = add_user("alice@example.com");
+  const auto task = add_task(alice, "v1", 1);
+  ASSERT_EQ(store_->update_task(alice.id, task.id, set_title("v2"), 1, ts(2), kTwoEvents).status, ChangeStatus::ok);
+  const auto current = store_->get_task(alice.id, task.id);
+  Recorder recorder;
+  bool mutated = false;
+
+  const auto result = store_->update_task(
+      alice.id, task.id,
+      [&](Task& t) {
+        mutated = true;
+        t.title = "lost update";
+        return true;
+      },
+      1, ts(3), recorder.factory());
+
+  EXPECT_EQ(result.status, ChangeStatus::version_conflict);
+  EXPECT_EQ(result.task, current) << "the conflict reports the task as it is";
+  EXPECT_EQ(result.seq, 0);
+  EXPECT_FALSE(mutated);
+  EXPECT_TRUE(recorder.calls().empty());
+  EXPECT_EQ(store_->get_task(alice.id, task.id), current);
+  EXPECT_EQ(seqs_of(alice.id, "task-events"), (std::vector<std::int64_t>{1, 2}));
+  // The next real change takes the next seq: the conflict consumed none.
+  EXPECT_EQ(store_->update_task(alice.id, task.id, set_title("v3"), 2, ts(4), kTwoEvents).seq, 3);
+}
+
+TEST_P(StoreTest, MutateReturningFalseChangesNothingAndEmitsNothing) {
+  const auto alice = add_user("alice@example.com");
+  const auto task = add_task(alice, "same", 1);
+  Recorder recorder;
+
+  const auto result = store_->update_task(alice.id, task.id, [](Task&) { return false; }, 1, ts(5), recorder.factory());
+
+  EXPECT_EQ(result.status, ChangeStatus::ok);
+  EXPECT_EQ(result.task, task);
+  EXPECT_EQ(result.seq, 0);
+  EXPECT_TRUE(recorder.calls().empty());
+  EXPECT_EQ(store_->get_task(alice.id, task.id), task) << "no version bump, no updated_at";
+  EXPECT_EQ(store_->outbox_stats().waiting, 2) << "only the create's rows";
+  EXPECT_EQ(store_->update_task(alice.id, task.id, set_title("x"), std::nullopt, ts(6), kTwoEvents).seq, 2);
+}
+
+TEST_P(StoreTest, DeleteIsScopedToTheOwnerAndWritesItsEvent) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto task = add_task(alice, "doomed", 1);
+  Recorder recorder;
+
+  EXPECT_EQ(store_->delete_task(bob.id, task.id, recorder.factory()).status, ChangeStatus::not_found);
+  EXPECT_TRUE(store_->get_task(alice.id, task.id).has_value());
+  EXPECT_TRUE(recorder.calls().empty());
+
+  const auto result = store_->delete_task(alice.id, task.id, recorder.factory());
+  EXPECT_EQ(result.status, ChangeStatus::ok);
+  EXPECT_EQ(result.seq, 2);
+  EXPECT_FALSE(store_->get_task(alice.id, task.id).has_value());
+  const auto calls = recorder.calls();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].before, task);
+  EXPECT_FALSE(calls[0].after.has_value());
+  const auto rows = store_->events_after(alice.id, "task-events", 1, 10);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].event_type, "task_deleted");
+
+  EXPECT_EQ(store_->delete_task(alice.id, task.id, recorder.factory()).status, ChangeStatus::not_found);
+  EXPECT_EQ(recorder.calls().size(), 1u);
+}
+
+// ---- seq
+
+TEST_P(StoreTest, SeqGrowsByOnePerUserAndUsersAreIndependent) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  std::vector<std::int64_t> alice_seqs, bob_seqs;
+  const auto a1 = store_->create_task(new_task(alice.id, "a1", ts(1)), kTwoEvents);
+  alice_seqs.push_back(a1.seq);
+  bob_seqs.push_back(store_->create_task(new_task(bob.id, "b1", ts(2)), kTwoEvents).seq);
+  alice_seqs.push_back(store_->update_task(alice.id, a1.task->id, set_title("a1'"), 1, ts(3), kTwoEvents).seq);
+  const auto b2 = store_->create_task(new_task(bob.id, "b2", ts(4)), kTwoEvents);
+  bob_seqs.push_back(b2.seq);
+  alice_seqs.push_back(store_->create_task(new_task(alice.id, "a2", ts(5)), kTwoEvents).seq);
+  bob_seqs.push_back(store_->delete_task(bob.id, b2.task->id, kTwoEvents).seq);
+  alice_seqs.push_back(store_->delete_task(alice.id, a1.task->id, kTwoEvents).seq);
+
+  EXPECT_EQ(alice_seqs, (std::vector<std::int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(bob_seqs, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(seqs_of(alice.id, "task-updates"), alice_seqs);
+  EXPECT_EQ(seqs_of(bob.id, "task-events"), bob_seqs);
+}
+
+TEST_P(StoreTest, AFailingEventFactoryRollsTheWholeChangeBack) {
+  const auto alice = add_user("alice@example.com");
+  const auto doomed = new_task(alice.id, "never stored", ts(1));
+  EXPECT_THROW(store_->create_task(doomed, kThrowingEvents), std::runtime_error);
+  EXPECT_FALSE(store_->get_task(alice.id, doomed.id).has_value());
+  EXPECT_EQ(store_->outbox_stats().waiting, 0);
+
+  const auto task = add_task(alice, "kept", 2);
+  EXPECT_EQ(seqs_of(alice.id, "task-events"), std::vector<std::int64_t>{1}) << "the failed create took no seq";
+
+  EXPECT_THROW(store_->update_task(alice.id, task.id, set_title("never"), std::nullopt, ts(3), kThrowingEvents),
+               std::runtime_error);
+  EXPECT_THROW(store_->update_task(
+                   alice.id, task.id, [](Task&) -> bool { throw std::logic_error("mutate failed"); }, std::nullopt,
+                   ts(3), kTwoEvents),
+               std::logic_error);
+  EXPECT_THROW(store_->delete_task(alice.id, task.id, kThrowingEvents), std::runtime_error);
+  EXPECT_EQ(store_->get_task(alice.id, task.id), task);
+  EXPECT_EQ(store_->outbox_stats().waiting, 2);
+
+  EXPECT_EQ(store_->update_task(alice.id, task.id, set_title("next"), 1, ts(4), kTwoEvents).seq, 2);
+  EXPECT_EQ(seqs_of(alice.id, "task-events"), (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST_P(StoreTest, ConcurrentUpdatesOfOneUserTakeEverySeqExactlyOnce) {
+  constexpr int kThreads = 8;
+  constexpr int kUpdatesPerThread = 16;
+  const auto alice = add_user("alice@example.com");
+  const auto shared = add_task(alice, "shared", 0);
+  std::vector<Task> own;
+  for (int i = 0; i < kThreads; ++i) own.push_back(add_task(alice, fmt::format("own {}", i), i + 1));
+
+  std::vector<std::int64_t> seqs{1};
+  for (int i = 0; i < kThreads; ++i) seqs.push_back(i + 2);
+  std::mutex seqs_mutex;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kUpdatesPerThread; ++i) {
+        // Half on a task every thread changes (row contention), half on one of its own.
+        const auto& id = i % 2 == 0 ? shared.id : own[t].id;
+        try {
+          const auto r = store_->update_task(alice.id, id, set_title(fmt::format("{}-{}", t, i)), std::nullopt,
+                                             ts(100 + i), kTwoEvents);
+          ASSERT_EQ(r.status, ChangeStatus::ok);
+          std::lock_guard lock(seqs_mutex);
+          seqs.push_back(r.seq);
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << "thread " << t << " update " << i << ": " << e.what();
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  const auto total = 1 + kThreads + kThreads * kUpdatesPerThread;
+  std::sort(seqs.begin(), seqs.end());
+  std::vector<std::int64_t> expected(total);
+  std::iota(expected.begin(), expected.end(), 1);
+  EXPECT_EQ(seqs, expected);
+  EXPECT_EQ(seqs_of(alice.id, "task-updates"), expected) << "outbox rows: seqs 1..N in order, no gap, no repeat";
+  EXPECT_EQ(store_->get_task(alice.id, shared.id)->version, 1 + kThreads * kUpdatesPerThread / 2);
+
+  // Within the user, outbox ids (the relay's publishing order) follow seq order.
+  const auto rows = store_->fetch_unpublished(10000);
+  std::int64_t last = 0;
+  for (const auto& r : rows) {
+    if (r.topic != "task-updates") continue;
+    EXPECT_EQ(r.seq, last + 1);
+    last = r.seq;
+  }
+}
+
+// ---- listing
+
+TEST_P(StoreTest, CursorPaginationVisitsEveryTaskOnceNewestFirst) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const std::vector<std::string> statuses{"todo", "in_progress", "done"};
+  std::vector<Task> tasks;
+  for (int i = 0; i < 23; ++i) {
+    // Pairs share created_at, so the id tie-break is exercised at page edges.
+    tasks.push_back(add_task(alice, fmt::format("t{}", i), i / 2, statuses[static_cast<std::size_t>(i) % 3]));
+  }
+  add_task(bob, "not alice's", 5);
+  std::sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
+    return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+  });
+
+  const auto walk = [&](const std::optional<std::string>& status, int limit) {
+    std::vector<Task> seen;
+    std::optional<std::string> cursor;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = store_->list_tasks(alice.id, status, limit, cursor);
+      EXPECT_LE(page.items.size(), static_cast<std::size_t>(limit));
+      seen.insert(seen.end(), page.items.begin(), page.items.end());
+      if (!page.next_cursor) break;
+      EXPECT_FALSE(page.items.empty());
+      cursor = page.next_cursor;
+    }
+    return seen;
+  };
+
+  EXPECT_EQ(walk(std::nullopt, 5), tasks);
+  EXPECT_EQ(walk(std::nullopt, 23), tasks);
+  EXPECT_EQ(walk(std::nullopt, 100), tasks);
+  for (const auto& status : statuses) {
+    std::vector<Task> expected;
+    std::copy_if(tasks.begin(), tasks.end(), std::back_inserter(expected),
+                 [&](const Task& t) { return t.status == status; });
+    EXPECT_EQ(walk(status, 3), expected) << status;
+  }
+  EXPECT_TRUE(walk(std::string("no-such-status"), 10).empty());
+
+  // A full last page still says there is nothing more only once it knows.
+  const auto exact = store_->list_tasks(alice.id, std::nullopt, 23, std::nullopt);
+  EXPECT_EQ(exact.items.size(), 23u);
+  EXPECT_FALSE(exact.next_cursor.has_value());
+}
+
+TEST_P(StoreTest, PageLimitIsClampedTo1Through100) {
+  const auto alice = add_user("alice@example.com");
+  for (int i = 0; i < 101; ++i) add_task(alice, fmt::format("t{}", i), i);
+
+  for (const int limit : {0, -7}) {
+    const auto page = store_->list_tasks(alice.id, std::nullopt, limit, std::nullopt);
+    EXPECT_EQ(page.items.size(), 1u) << limit;
+    EXPECT_TRUE(page.next_cursor.has_value());
+  }
+  const auto big = store_->list_tasks(alice.id, std::nullopt, 1000, std::nullopt);
+  EXPECT_EQ(big.items.size(), 100u);
+  ASSERT_TRUE(big.next_cursor.has_value());
+  const auto rest = store_->list_tasks(alice.id, std::nullopt, 1000, big.next_cursor);
+  ASSERT_EQ(rest.items.size(), 1u);
+  EXPECT_EQ(rest.items[0].title, "t0");
+  EXPECT_FALSE(rest.next_cursor.has_value());
+}
+
+TEST_P(StoreTest, AMalformedCursorIsANonRetriableError) {
+  const auto alice = add_user("alice@example.com");
+  add_task(alice, "t", 1);
+  for (const std::string cursor : {"", "not a cursor", "%%%%", "Zm9v", "AAAA", "A", "MgpYClk"}) {
+    try {
+      store_->list_tasks(alice.id, std::nullopt, 10, cursor);
+      ADD_FAILURE() << "accepted cursor '" << cursor << "'";
+    } catch (const StorageError& e) {
+      EXPECT_FALSE(e.is_retriable()) << cursor;
+    }
+  }
+}
+
+// ---- outbox
+
+TEST_P(StoreTest, FetchUnpublishedMarkPublishedAndStats) {
+  EXPECT_EQ(store_->outbox_stats().waiting, 0);
+  EXPECT_FALSE(store_->outbox_stats().oldest_waiting.has_value());
+  EXPECT_TRUE(store_->fetch_unpublished(10).empty());
+
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto a = add_task(alice, "a", 1);
+  add_task(bob, "b", 2);
+  store_->update_task(alice.id, a.id, set_title("a'"), std::nullopt, ts(3), kTwoEvents);
+
+  const auto all = store_->fetch_unpublished(100);
+  ASSERT_EQ(all.size(), 6u);
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end(), [](const auto& x, const auto& y) { return x.id < y.id; }));
+  EXPECT_EQ(all[0].user_id, alice.id);
+  EXPECT_EQ(all[2].user_id, bob.id);
+  EXPECT_EQ(all[4].seq, 2);
+
+  const auto first = store_->fetch_unpublished(4);
+  ASSERT_EQ(first.size(), 4u);
+  EXPECT_EQ(first.back().id, all[3].id);
+
+  auto stats = store_->outbox_stats();
+  EXPECT_EQ(stats.waiting, 6);
+  EXPECT_EQ(stats.oldest_waiting, all[0].created_at);
+
+  store_->mark_published({all[0].id, all[1].id});
+  store_->mark_published({all[0].id, all[1].id});  // idempotent
+  store_->mark_published({});
+  store_->mark_published({all.back().id + 1000});  // unknown ids are ignored
+
+  const auto rest = store_->fetch_unpublished(100);
+  ASSERT_EQ(rest.size(), 4u);
+  EXPECT_EQ(rest.front().id, all[2].id);
+  stats = store_->outbox_stats();
+  EXPECT_EQ(stats.waiting, 4);
+  EXPECT_EQ(stats.oldest_waiting, all[2].created_at);
+
+  std::vector<std::int64_t> ids;
+  for (const auto& r : rest) ids.push_back(r.id);
+  store_->mark_published(ids);
+  EXPECT_TRUE(store_->fetch_unpublished(100).empty());
+  EXPECT_EQ(store_->outbox_stats().waiting, 0);
+  EXPECT_FALSE(store_->outbox_stats().oldest_waiting.has_value());
+}
+
+TEST_P(StoreTest, EventsAfterReturnsAUsersTopicBySeqPublishedOrNot) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto task = add_task(alice, "t", 1);
+  add_task(bob, "b", 1);
+  for (int i = 0; i < 4; ++i) store_->update_task(alice.id, task.id, set_title(fmt::format("v{}", i)), std::nullopt, ts(2 + i), kTwoEvents);
+  std::vector<std::int64_t> published;
+  for (const auto& r : store_->fetch_unpublished(3)) published.push_back(r.id);
+  store_->mark_published(published);
+
+  const auto after2 = store_->events_after(alice.id, "task-updates", 2, 100);
+  ASSERT_EQ(after2.size(), 3u);
+  for (std::size_t i = 0; i < after2.size(); ++i) {
+    EXPECT_EQ(after2[i].seq, static_cast<std::int64_t>(i) + 3);
+    EXPECT_EQ(after2[i].topic, "task-updates");
+    EXPECT_EQ(after2[i].user_id, alice.id);
+  }
+  EXPECT_EQ(seqs_of(alice.id, "task-events"), (std::vector<std::int64_t>{1, 2, 3, 4, 5})) << "published rows included";
+  const auto limited = store_->events_after(alice.id, "task-updates", 0, 2);
+  ASSERT_EQ(limited.size(), 2u);
+  EXPECT_EQ(limited[1].seq, 2);
+  EXPECT_TRUE(store_->events_after(alice.id, "task-updates", 5, 100).empty());
+  EXPECT_TRUE(store_->events_after(alice.id, "notification.request", 0, 100).empty());
+  EXPECT_EQ(seqs_of(bob.id, "task-updates"), std::vector<std::int64_t>{1});
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(Backend::sqlite, Backend::postgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::sqlite ? "sqlite" : "postgres";
+                         });
+
+// ---- backend-specific
+
+TEST(SqliteMemoryStore, OneDatabaseSharedByEveryThread) {
+  auto store = open_store(config::Settings::load({{"DATABASE_URL", "sqlite:///:memory:"}}).database);
+  store->migrate();
+  const auto user = store->create_user("mem@example.com", "h");
+  ASSERT_TRUE(user);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) store->create_task(new_task(user->id, fmt::format("{}-{}", t, i), ts(i)), kTwoEvents);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(store->list_tasks(user->id, std::nullopt, 100, std::nullopt).items.size(), 40u);
+  EXPECT_EQ(store->outbox_stats().waiting, 80);
+}
+
+TEST(PostgresStore, OpenStoreAcceptsThePostgresScheme) {
+  Scratch scratch(Backend::postgres);
+  ASSERT_TRUE(scratch.ready());
+  auto url = scratch.url().url;
+  ASSERT_EQ(url.rfind("postgresql://", 0), 0u) << "set " << kDatabaseUrlEnv << " to a postgresql:// URL";
+  url = "postgres://" + url.substr(std::string("postgresql://").size());
+  const auto parsed = config::Settings::load({{"DATABASE_URL", url}}).database;
+  ASSERT_EQ(parsed.kind, config::DatabaseKind::postgresql);
+  auto store = open_store(parsed);
+  store->migrate();
+  EXPECT_TRUE(store->ping());
+}
+
+TEST(PostgresStore, RecoversFromLostConnections) {
+  Scratch scratch(Backend::postgres);
+  ASSERT_TRUE(scratch.ready());
+  auto store = open_store(scratch.url());
+  store->migrate();
+  const auto user = store->create_user("re@example.com", "h");
+  ASSERT_TRUE(user);
+  // Several idle pooled connections, so a retry must not pick another dead one.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { EXPECT_TRUE(store->ping()); });
+  for (auto& th : threads) th.join();
+
+  const auto kill_sessions = [&] {
+    postgres_execute(scratch.base_url(), fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                                     "WHERE application_name = '{}'",
+                                                     scratch.schema()));
+  };
+  kill_sessions();
+  EXPECT_TRUE(store->find_user(user->id).has_value()) << "a read reconnects";
+  kill_sessions();
+  const auto created = store->create_task(new_task(user->id, "after restart", ts(1)), kTwoEvents);
+  EXPECT_EQ(created.seq, 1) << "a write whose BEGIN failed reconnects";
+  EXPECT_TRUE(store->ping());
+}
+
+}  // namespace
+}  // namespace taskstream::storage

@@ -1,0 +1,243 @@
+// Router and message helpers: matching, parameters, 404/405, authentication and the
+// conversion of handler exceptions into problem responses. No sockets: dispatch() runs on
+// a private io_context.
+
+#include "http/message.hpp"
+#include "http/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+namespace asio = boost::asio;
+using namespace taskstream::http;
+using nlohmann::json;
+
+namespace {
+
+Response dispatch(const Router& router, Request& req, std::string* label = nullptr) {
+  asio::io_context io;
+  Response out;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { out = co_await router.dispatch(req, label); },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  io.run();
+  return out;
+}
+
+Request make(std::string method, std::string path) {
+  Request r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.request_id = "test-request";
+  return r;
+}
+
+/// A handler answering {"route": name, "params": ..., "user": ...}.
+Handler echo(std::string name) {
+  return [name](Request& req) -> asio::awaitable<Response> {
+    json params = json::object();
+    for (const auto& [k, v] : req.params) params[k] = v;
+    co_return Response::json(200, json{{"route", name}, {"params", params}, {"user", req.user_id}});
+  };
+}
+
+Route open_route(std::string method, std::string pattern) { return Route{std::move(method), std::move(pattern), false, ""}; }
+
+json body(const Response& r) { return json::parse(r.body); }
+
+}  // namespace
+
+TEST(HttpRouter, MatchesLiteralAndParameterSegments) {
+  Router router;
+  router.add(open_route("GET", "/tasks"), echo("list"));
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  router.add(open_route("POST", "/tasks/{id}/complete"), echo("complete"));
+  router.add(open_route("GET", "/"), echo("root"));
+
+  auto req = make("GET", "/tasks/abc");
+  std::string label;
+  auto res = dispatch(router, req, &label);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(body(res)["route"], "get");
+  EXPECT_EQ(body(res)["params"]["id"], "abc");
+  EXPECT_EQ(label, "/tasks/{id}");
+
+  req = make("POST", "/tasks/42/complete");
+  res = dispatch(router, req, &label);
+  EXPECT_EQ(body(res)["route"], "complete");
+  EXPECT_EQ(body(res)["params"]["id"], "42");
+  EXPECT_EQ(label, "/tasks/{id}/complete");
+
+  req = make("GET", "/tasks");
+  EXPECT_EQ(body(dispatch(router, req))["route"], "list");
+  req = make("GET", "/");
+  EXPECT_EQ(body(dispatch(router, req))["route"], "root");
+}
+
+TEST(HttpRouter, LiteralSegmentBeatsParameterWhateverTheOrder) {
+  Router router;
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  router.add(open_route("GET", "/tasks/search"), echo("search"));
+  auto req = make("GET", "/tasks/search");
+  EXPECT_EQ(body(dispatch(router, req))["route"], "search");
+  req = make("GET", "/tasks/other");
+  EXPECT_EQ(body(dispatch(router, req))["route"], "get");
+}
+
+TEST(HttpRouter, PercentDecodesSegmentsOfTheRawPath) {
+  Router router;
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  auto req = make("GET", "");
+  parse_target("/tasks/a%2Fb%20c", req);
+  EXPECT_EQ(req.path, "/tasks/a/b c");
+  auto res = dispatch(router, req);
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(body(res)["params"]["id"], "a/b c");  // %2F stayed inside its segment
+}
+
+TEST(HttpRouter, UnknownPathIs404Problem) {
+  Router router;
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  for (const char* path : {"/nope", "/tasks", "/tasks/", "/tasks/a/b"}) {
+    auto req = make("GET", path);
+    std::string label;
+    auto res = dispatch(router, req, &label);
+    EXPECT_EQ(res.status, 404) << path;
+    EXPECT_EQ(res.content_type, "application/problem+json");
+    EXPECT_EQ(body(res)["status"], 404);
+    EXPECT_EQ(body(res)["title"], "Not Found");
+    EXPECT_TRUE(body(res)["detail"].is_string());
+    EXPECT_EQ(label, "unmatched");
+  }
+}
+
+TEST(HttpRouter, WrongMethodIs405WithAllow) {
+  Router router;
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  router.add(open_route("PATCH", "/tasks/{id}"), echo("patch"));
+  router.add(open_route("DELETE", "/tasks/{id}"), echo("delete"));
+  auto req = make("POST", "/tasks/1");
+  auto res = dispatch(router, req);
+  EXPECT_EQ(res.status, 405);
+  EXPECT_EQ(res.content_type, "application/problem+json");
+  ASSERT_EQ(res.headers.size(), 1u);
+  EXPECT_EQ(res.headers[0].first, "Allow");
+  EXPECT_EQ(res.headers[0].second, "DELETE, GET, PATCH");
+}
+
+TEST(HttpRouter, AuthenticatedRouteGetsUserIdOr401) {
+  Router router;
+  router.add(Route{"GET", "/users/me", true, "the caller"}, echo("me"));
+  router.set_authenticator([](const Request& req) -> std::string {
+    auto h = req.header("Authorization");
+    if (!h || *h != "Bearer good") throw HttpError(401, "missing bearer token");
+    return "user-7";
+  });
+
+  auto req = make("GET", "/users/me");
+  req.headers.emplace_back("authorization", "Bearer good");
+  auto res = dispatch(router, req);
+  ASSERT_EQ(res.status, 200);
+  EXPECT_EQ(body(res)["user"], "user-7");
+
+  req = make("GET", "/users/me");
+  res = dispatch(router, req);
+  EXPECT_EQ(res.status, 401);
+  EXPECT_EQ(body(res)["detail"], "missing bearer token");
+  ASSERT_EQ(res.headers.size(), 1u);
+  EXPECT_EQ(res.headers[0].first, "WWW-Authenticate");
+}
+
+TEST(HttpRouter, ProtectedRouteWithoutAuthenticatorIs500) {
+  Router router;
+  bool ran = false;
+  router.add(Route{"GET", "/secret", true, ""}, [&ran](Request&) -> asio::awaitable<Response> {
+    ran = true;
+    co_return Response::no_content();
+  });
+  auto req = make("GET", "/secret");
+  auto res = dispatch(router, req);
+  EXPECT_EQ(res.status, 500);
+  EXPECT_FALSE(ran);
+}
+
+TEST(HttpRouter, HandlerHttpErrorBecomesProblem) {
+  Router router;
+  router.add(open_route("POST", "/auth/register"), [](Request&) -> asio::awaitable<Response> {
+    throw HttpError(409, "email already registered");
+    co_return Response::no_content();
+  });
+  auto req = make("POST", "/auth/register");
+  auto res = dispatch(router, req);
+  EXPECT_EQ(res.status, 409);
+  EXPECT_EQ(res.content_type, "application/problem+json");
+  EXPECT_EQ(body(res), (json{{"status", 409}, {"title", "Conflict"}, {"detail", "email already registered"}}));
+}
+
+TEST(HttpRouter, OtherExceptionBecomesGeneric500) {
+  Router router;
+  router.add(open_route("GET", "/boom"), [](Request&) -> asio::awaitable<Response> {
+    throw std::runtime_error("SELECT secret FROM users failed");
+    co_return Response::no_content();
+  });
+  auto req = make("GET", "/boom");
+  std::string label;
+  auto res = dispatch(router, req, &label);
+  EXPECT_EQ(res.status, 500);
+  EXPECT_EQ(body(res)["detail"], "internal server error");
+  EXPECT_EQ(res.body.find("SELECT"), std::string::npos);
+  EXPECT_EQ(label, "/boom");
+}
+
+TEST(HttpRouter, AddRejectsBadPatterns) {
+  Router router;
+  EXPECT_THROW(router.add(open_route("GET", "tasks"), echo("x")), std::invalid_argument);
+  EXPECT_THROW(router.add(open_route("GET", "/tasks/{}"), echo("x")), std::invalid_argument);
+  router.add(open_route("GET", "/tasks"), echo("x"));
+  EXPECT_THROW(router.add(open_route("GET", "/tasks"), echo("y")), std::invalid_argument);
+  EXPECT_EQ(router.routes().size(), 1u);
+}
+
+TEST(HttpMessage, HeaderLookupIsCaseInsensitive) {
+  Request req;
+  req.headers = {{"content-type", "application/json"}, {"x-dup", "first"}, {"x-dup", "second"}};
+  EXPECT_EQ(req.header("Content-Type"), "application/json");
+  EXPECT_EQ(req.header("X-DUP"), "first");
+  EXPECT_FALSE(req.header("authorization").has_value());
+}
+
+TEST(HttpMessage, ParseTargetDecodesPathAndQuery) {
+  Request req;
+  parse_target("/tasks/a%20b?status=in_progress&q=a+b%26c&flag&limit=1&limit=5&bad=%zz", req);
+  EXPECT_EQ(req.raw_path, "/tasks/a%20b");
+  EXPECT_EQ(req.path, "/tasks/a b");
+  EXPECT_EQ(req.query_param("status"), "in_progress");
+  EXPECT_EQ(req.query_param("q"), "a b&c");
+  EXPECT_EQ(req.query_param("flag"), "");
+  EXPECT_EQ(req.query_param("limit"), "5");  // last wins
+  EXPECT_EQ(req.query_param("bad"), "%zz");  // malformed escapes are kept
+  EXPECT_FALSE(req.query_param("cursor").has_value());
+  EXPECT_EQ(percent_decode("a+b"), "a+b");  // '+' is a space only in queries
+}
+
+TEST(HttpMessage, ResponseFactories) {
+  auto p = Response::problem(422, "unknown field 'x'");
+  EXPECT_EQ(p.content_type, "application/problem+json");
+  EXPECT_EQ(json::parse(p.body), (json{{"status", 422}, {"title", "Unprocessable Content"}, {"detail", "unknown field 'x'"}}));
+  EXPECT_EQ(json::parse(Response::problem(400, "d", "Custom").body)["title"], "Custom");
+
+  auto j = Response::json(201, json{{"s", std::string("bad \xff utf8")}});
+  EXPECT_EQ(j.status, 201);
+  EXPECT_EQ(j.content_type, "application/json");
+  EXPECT_NE(j.body.find("\xEF\xBF\xBD"), std::string::npos);  // U+FFFD: replaced, not thrown
+
+  auto n = Response::no_content();
+  EXPECT_EQ(n.status, 204);
+  EXPECT_TRUE(n.body.empty());
+  EXPECT_EQ(reason_phrase(404), "Not Found");
+}
