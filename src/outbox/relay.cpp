@@ -40,8 +40,13 @@ void Relay::wake() noexcept {
   cv_.notify_one();
 }
 
+std::chrono::steady_clock::time_point Relay::give_up() const noexcept {
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(give_up_ns_.load()));
+}
+
 void Relay::stop() {
   stopping_ = true;
+  give_up_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();  // a waiting batch stops waiting
   wake();
   if (thread_.joinable()) thread_.join();
 }
@@ -51,31 +56,41 @@ RelayStats Relay::stats() const noexcept { return {published_.load(), failed_.lo
 void Relay::run() {
   if (!producer_.enabled()) {
     spdlog::info("outbox relay: Kafka disabled, events stay in the outbox");
+    if (draining_) drained_ = true;
     return;
   }
   while (!stopping_) {
-    int n = publish_batch(std::chrono::steady_clock::time_point::max());
+    const int n = publish_batch();
+    if (draining_) {
+      if (n == 0) {
+        drained_ = true;
+        return;
+      }
+      if (std::chrono::steady_clock::now() >= give_up()) return;
+      if (n < 0) std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(options_.retry_backoff, give_up() - std::chrono::steady_clock::now()));
+      continue;
+    }
     if (n > 0) continue;  // more may be waiting
     std::unique_lock lock(mutex_);
-    auto wait = n < 0 ? options_.retry_backoff : options_.idle_poll;
-    cv_.wait_for(lock, wait, [&] { return woken_ || stopping_.load(); });
+    cv_.wait_for(lock, n < 0 ? options_.retry_backoff : options_.idle_poll, [&] { return woken_ || stopping_.load() || draining_.load(); });
     woken_ = false;
   }
 }
 
 bool Relay::drain(std::chrono::milliseconds deadline) {
-  stop();  // the thread would compete for the same rows
-  if (!producer_.enabled()) return true;
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    int n = publish_batch(until);
-    if (n == 0) return true;
-    if (n < 0) std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(options_.retry_backoff, until - std::chrono::steady_clock::now()));
-  }
-  return false;
+  // The running thread finishes the batch in hand (bounded by the deadline) and then
+  // publishes what is left; it is the only one touching the outbox, so nothing is sent twice.
+  give_up_ns_ = (std::chrono::steady_clock::now() + deadline).time_since_epoch().count();
+  drained_ = false;
+  draining_ = true;
+  wake();
+  if (!thread_.joinable()) run();  // never started: drain on this thread
+  else thread_.join();
+  draining_ = false;
+  return drained_;
 }
 
-int Relay::publish_batch(std::chrono::steady_clock::time_point give_up) {
+int Relay::publish_batch() {
   std::vector<storage::OutboxRecord> rows;
   try {
     rows = store_.fetch_unpublished(options_.batch_size);
@@ -102,7 +117,9 @@ int Relay::publish_batch(std::chrono::steady_clock::time_point give_up) {
   std::string first_error;
   {
     std::unique_lock lock(state->mutex);
-    state->cv.wait_until(lock, give_up, [&] { return state->pending == 0; });
+    // In slices, so that a stop or drain that moves give_up_ is seen.
+    while (state->pending > 0 && std::chrono::steady_clock::now() < give_up())
+      state->cv.wait_for(lock, std::chrono::milliseconds(100));
     delivered = state->delivered;
     failed = state->failed + state->pending;  // not reported by the deadline: retried later
     first_error = state->first_error;

@@ -54,8 +54,10 @@ class Relay final {
 
  private:
   void run();
-  /// One batch; returns the rows it found (0: outbox empty), or -1 after a failure.
-  int publish_batch(std::chrono::steady_clock::time_point give_up);
+  /// One batch; returns the rows it found (0: outbox empty), or -1 after a failure. Waits
+  /// for the batch's delivery reports until they are in or give_up_ passes.
+  int publish_batch();
+  std::chrono::steady_clock::time_point give_up() const noexcept;
 
   storage::Store& store_;
   kafka::Producer& producer_;
@@ -65,6 +67,10 @@ class Relay final {
   std::condition_variable cv_;
   bool woken_ = false;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> drained_{false};
+  /// Until when a batch waits for its reports (steady clock, ns); max while running.
+  std::atomic<std::int64_t> give_up_ns_{INT64_MAX};
   std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0};
 };
 
