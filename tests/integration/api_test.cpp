@@ -12,23 +12,46 @@
 #include "events/schema_validator.hpp"
 #include "kafka/tail.hpp"
 #include "serve_process.hpp"
+#include "storage/postgres_store.hpp"
 
 using namespace taskstream;
 using nlohmann::json;
 
 namespace {
 
-class Api : public ::testing::Test {
+/// One serve process per backend for the whole suite.
+class Api : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() { serve_ = new itest::ServeProcess(); }
   static void TearDownTestSuite() {
-    EXPECT_EQ(serve_->stop(), 0) << serve_->log();
-    delete serve_;
+    for (auto& [backend, serve] : serves_) {
+      EXPECT_EQ(serve->stop(), 0) << backend << "\n" << serve->log();
+      delete serve;
+      if (backend == "postgres") storage::postgres_execute(base_url(), "DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    }
+    serves_.clear();
   }
-  static itest::ServeProcess* serve_;
-  const itest::ServeProcess& s() const { return *serve_; }
+  static std::string base_url() {
+    const char* url = std::getenv("TASKSTREAM_TEST_DATABASE_URL");
+    if (!url || !*url) throw std::runtime_error("TASKSTREAM_TEST_DATABASE_URL is not set: the PostgreSQL API tests need it (run scripts/test)");
+    return url;
+  }
+  const itest::ServeProcess& s() {
+    auto& serve = serves_[GetParam()];
+    if (!serve) {
+      std::map<std::string, std::string> env;
+      if (GetParam() == "postgres") {
+        // A schema of its own, chosen through search_path in the URL.
+        schema_ = "api_" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
+        storage::postgres_execute(base_url(), "CREATE SCHEMA " + schema_);
+        env["DATABASE_URL"] = base_url() + (base_url().find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_;
+      }
+      serve = new itest::ServeProcess(env);
+    }
+    return *serve;
+  }
+  static inline std::map<std::string, itest::ServeProcess*> serves_;
+  static inline std::string schema_;
 };
-itest::ServeProcess* Api::serve_ = nullptr;
 
 std::string alg_none_token(const std::string& sub) {
   auto b64 = [](const std::string& in) {
@@ -51,7 +74,7 @@ std::string alg_none_token(const std::string& sub) {
 
 }  // namespace
 
-TEST_F(Api, RegisterTokenAndMe) {
+TEST_P(Api, RegisterTokenAndMe) {
   auto email = itest::unique_name("Alice") + "@Example.com";
   json creds{{"email", email}, {"password", "s3cret-pass"}};
   auto reg = s().call("POST", "/auth/register", creds.dump());
@@ -74,7 +97,7 @@ TEST_F(Api, RegisterTokenAndMe) {
   EXPECT_EQ(s().call("POST", "/auth/token", json{{"email", "nobody@example.com"}, {"password", "whatever1"}}.dump()).status, 401);
 }
 
-TEST_F(Api, RegistrationValidation) {
+TEST_P(Api, RegistrationValidation) {
   EXPECT_EQ(s().call("POST", "/auth/register", json{{"email", "x@example.com"}, {"password", "short"}}.dump()).status, 422);
   EXPECT_EQ(s().call("POST", "/auth/register", json{{"email", "not-an-email"}, {"password", "long enough"}}.dump()).status, 422);
   EXPECT_EQ(s().call("POST", "/auth/register", json{{"email", "x@example.com"}}.dump()).status, 422);
@@ -82,7 +105,7 @@ TEST_F(Api, RegistrationValidation) {
   EXPECT_EQ(s().call("POST", "/auth/register", "{bad json").status, 400);
 }
 
-TEST_F(Api, EveryProtectedRouteRefusesMissingBadAndForgedTokens) {
+TEST_P(Api, EveryProtectedRouteRefusesMissingBadAndForgedTokens) {
   auto [user, token] = s().new_user();
   const std::string some_id = events::new_event_id();
   for (auto [method, path] : std::vector<std::pair<std::string, std::string>>{{"GET", "/users/me"},
@@ -99,7 +122,7 @@ TEST_F(Api, EveryProtectedRouteRefusesMissingBadAndForgedTokens) {
   }
 }
 
-TEST_F(Api, TaskLifecycleWithIfMatch) {
+TEST_P(Api, TaskLifecycleWithIfMatch) {
   auto [user, token] = s().new_user();
   auto created = s().call("POST", "/tasks", json{{"title", "Write the spec"}, {"priority", "high"}, {"due_at", "2026-12-01T17:00:00Z"}}.dump(), token);
   ASSERT_EQ(created.status, 201) << created.body;
@@ -134,7 +157,7 @@ TEST_F(Api, TaskLifecycleWithIfMatch) {
   EXPECT_EQ(s().call("DELETE", "/tasks/" + id, {}, token).status, 404);
 }
 
-TEST_F(Api, AnotherUsersTaskIsNotFoundOnEveryRoute) {
+TEST_P(Api, AnotherUsersTaskIsNotFoundOnEveryRoute) {
   auto [alice, alice_token] = s().new_user("alice");
   auto [bob, bob_token] = s().new_user("bob");
   auto t = s().call("POST", "/tasks", json{{"title", "alice's"}}.dump(), alice_token).json();
@@ -149,7 +172,7 @@ TEST_F(Api, AnotherUsersTaskIsNotFoundOnEveryRoute) {
   EXPECT_EQ(s().call("GET", "/tasks/not-a-uuid", {}, alice_token).status, 404);
 }
 
-TEST_F(Api, TaskBodyValidation) {
+TEST_P(Api, TaskBodyValidation) {
   auto [user, token] = s().new_user();
   auto post = [&](const std::string& body) { return s().call("POST", "/tasks", body, token); };
   EXPECT_EQ(post("{not json").status, 400);
@@ -181,7 +204,7 @@ TEST_F(Api, TaskBodyValidation) {
   EXPECT_EQ(s().call("PATCH", "/tasks/" + events::new_event_id(), json{{"title", "x"}}.dump(), token, {{"If-Match", "abc"}}).status, 400);
 }
 
-TEST_F(Api, ListPagesThroughEveryTaskOnceWithStatusFilter) {
+TEST_P(Api, ListPagesThroughEveryTaskOnceWithStatusFilter) {
   auto [user, token] = s().new_user();
   std::set<std::string> all, done;
   for (int i = 0; i < 23; ++i) {
@@ -209,7 +232,7 @@ TEST_F(Api, ListPagesThroughEveryTaskOnceWithStatusFilter) {
   EXPECT_EQ(std::set<std::string>(done_ids.begin(), done_ids.end()), done);
 }
 
-TEST_F(Api, EachChangePutsItsEventsOnBothTopicsInSeqOrder) {
+TEST_P(Api, EachChangePutsItsEventsOnBothTopicsInSeqOrder) {
   auto [user, token] = s().new_user();
   const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   auto t = s().call("POST", "/tasks", json{{"title", "evented"}}.dump(), token, {{"traceparent", traceparent}}).json();
@@ -263,7 +286,7 @@ TEST_F(Api, EachChangePutsItsEventsOnBothTopicsInSeqOrder) {
   EXPECT_EQ(audit[3].first["task_data"]["id"], id);
 }
 
-TEST_F(Api, HealthReadinessMetricsAndOpenApi) {
+TEST_P(Api, HealthReadinessMetricsAndOpenApi) {
   EXPECT_EQ(s().call("GET", "/healthz").status, 200);
   auto ready = s().call("GET", "/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
@@ -279,4 +302,19 @@ TEST_F(Api, HealthReadinessMetricsAndOpenApi) {
   EXPECT_EQ(s().call("GET", "/nope").status, 404);
   auto wrong_method = s().call("PUT", "/tasks");
   EXPECT_EQ(wrong_method.status, 405);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Api, ::testing::Values("sqlite", "postgres"), [](const auto& info) { return info.param; });
+
+TEST(ApiKafkaDisabled, TheApiWorksAndNothingIsPublished) {
+  itest::ServeProcess serve({{"KAFKA_ENABLED", "false"}, {"KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"}});
+  auto [user, token] = serve.new_user();
+  auto created = serve.call("POST", "/tasks", json{{"title", "offline"}}.dump(), token);
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto ready = serve.call("GET", "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(ready.json()["checks"]["kafka"], "disabled");
+  auto metrics = serve.call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("\noutbox_events_published_total 0\n"), std::string::npos) << metrics;
+  EXPECT_EQ(serve.stop(), 0) << serve.log();
 }
