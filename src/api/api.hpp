@@ -34,6 +34,8 @@ struct ApiContext {
 
 /// Adds every route of section 4 this build serves, and the authenticator.
 void register_routes(http::Router& router, ApiContext& ctx);
+/// Only /healthz, /readyz, /metrics and /openapi.json (what `worker` serves).
+void register_operations_routes(http::Router& router, ApiContext& ctx);
 
 /// The OpenAPI 3 document of the routes `router` serves.
 nlohmann::json openapi_document(const http::Router& router);

@@ -53,6 +53,8 @@ const std::map<std::string, json>& operations() {
                                       {"responses", {{"200", answer("The completed task", "Task")}, {"404", problem("No such task")}}}};
     m["DELETE /tasks/{id}"] = {{"summary", "Delete a task"}, {"parameters", id_param()},
                                {"responses", {{"204", answer("Deleted")}, {"404", problem("No such task")}}}};
+    m["GET /tasks/{id}/history"] = {{"summary", "The audit trail of a task, oldest first"}, {"parameters", id_param()},
+                                    {"responses", {{"200", answer("The trail", "History")}, {"404", problem("No such task of the caller")}}}};
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
@@ -92,6 +94,13 @@ json components() {
                                       {"description", nullable_string}, {"status", task_status}, {"priority", task_priority},
                                       {"due_at", nullable_date_time}, {"created_at", date_time}, {"updated_at", date_time},
                                       {"completed_at", nullable_date_time}, {"version", {{"type", "integer"}}}}}}},
+            {"History", {{"type", "object"},
+                         {"properties", {{"task_id", {{"type", "string"}}},
+                                         {"items", {{"type", "array"},
+                                                    {"items", {{"type", "object"},
+                                                               {"properties", {{"event_id", {{"type", "string"}}}, {"type", {{"type", "string"}}},
+                                                                               {"action", {{"type", "string"}}}, {"seq", {{"type", "integer"}, {"nullable", true}}},
+                                                                               {"timestamp", date_time}, {"task", ref("Task")}, {"recorded_at", date_time}}}}}}}}}}},
             {"TaskPage", {{"type", "object"},
                           {"properties", {{"items", {{"type", "array"}, {"items", ref("Task")}}}, {"next_cursor", nullable_string}}}}}}}};
 }

@@ -282,6 +282,33 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     co_return Response::no_content();
   });
 
+  router.add({"GET", "/tasks/{id}/history", true, "The audit trail of a task, oldest first"}, [&ctx](Request& req) -> awaitable<Response> {
+    const auto& id = task_id(req);
+    auto [entries, exists] = co_await http::offload(ctx.blocking_pool, [&] {
+      auto e = ctx.store.task_history(req.user_id, id);
+      // A deleted task keeps its trail; a task the caller never had is 404.
+      bool found = !e.empty() || ctx.store.get_task(req.user_id, id).has_value();
+      return std::pair{std::move(e), found};
+    });
+    if (!exists) throw HttpError(404, "task not found");
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& a : entries) {
+      auto snapshot = nlohmann::json::parse(a.task_data, nullptr, false);
+      items.push_back({{"event_id", a.event_id},
+                       {"type", a.type},
+                       {"action", a.action},
+                       {"seq", a.seq ? nlohmann::json(*a.seq) : nlohmann::json(nullptr)},
+                       {"timestamp", a.occurred_at},
+                       {"task", snapshot.is_discarded() ? nlohmann::json(nullptr) : std::move(snapshot)},
+                       {"recorded_at", a.recorded_at}});
+    }
+    co_return Response::json(200, {{"task_id", id}, {"items", std::move(items)}});
+  });
+
+  register_operations_routes(router, ctx);
+}
+
+void register_operations_routes(http::Router& router, ApiContext& ctx) {
   // ---- operations
   router.add({"GET", "/healthz", false, "Liveness"}, [](Request&) -> awaitable<Response> { co_return Response::json(200, {{"status", "ok"}}); });
 

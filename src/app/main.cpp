@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "HTTP API, outbox relay and (later) the consumers in one process");
   app::ServeOptions serve_options;
   serve_cmd->add_flag("--dev", serve_options.dev, "Generate a JWT secret when JWT_SECRET is not set");
+  serve_cmd->add_option("--consumers", serve_options.consumers, "Consumers to run in this process: all, none, or a comma list (audit)")
+      ->capture_default_str();
+  auto* worker_cmd = app.add_subcommand("worker", "Consumers only, with /healthz, /readyz and /metrics on their own port");
+  app::WorkerOptions worker_options;
+  worker_cmd->add_option("--consumers", worker_options.consumers, "all, or a comma list (audit)")->capture_default_str();
+  worker_cmd->add_option("--port", worker_options.port, "Port of /healthz, /readyz, /metrics")->capture_default_str();
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply the database migrations");
 
   auto* config_cmd = app.add_subcommand("config", "Print the effective settings (secrets masked)");
@@ -61,6 +67,7 @@ int main(int argc, char** argv) {
 
   if (*serve_cmd) return app::serve(settings, serve_options);
   if (*migrate_cmd) return app::migrate(settings);
+  if (*worker_cmd) return app::worker(settings, worker_options);
   if (*config_cmd) {
     for (const auto& [k, v] : settings.describe()) std::cout << k << "=" << v << "\n";
     return 0;

@@ -18,6 +18,7 @@
 #include "kafka/producer.hpp"
 #include "outbox/relay.hpp"
 #include "storage/store.hpp"
+#include "workers/consumers.hpp"
 
 namespace taskstream::app {
 namespace {
@@ -100,8 +101,16 @@ int serve(config::Settings settings, const ServeOptions& options) {
       spdlog::warn("could not ensure topics at start ({}); serving anyway", e.what());
     }
   }
+  std::vector<std::string> consumer_names;
+  try {
+    consumer_names = workers::parse_consumer_list(options.consumers);
+  } catch (const std::exception& e) {
+    std::cerr << "taskstream serve: --consumers: " << e.what() << "\n";
+    return 2;
+  }
   kafka::Producer producer(settings);
   outbox::Relay relay(*store, producer);
+  workers::Consumers consumers(settings, *store, consumer_names);
   auth::JwtCodec jwt(*settings.jwt_secret);
   api::Metrics metrics;
   KafkaProbe probe(settings);
@@ -135,6 +144,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
     return 1;
   }
   relay.start();
+  consumers.start();
   spdlog::info("taskstream serving on http://{}:{} (database {}, Kafka {})", settings.http_host, server.port(),
                settings.database.kind == config::DatabaseKind::sqlite ? "SQLite" : "PostgreSQL",
                settings.kafka_enabled ? settings.kafka_bootstrap_servers : "disabled");
@@ -150,6 +160,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
       const auto until = std::chrono::steady_clock::now() + options.stop_deadline;
       auto left = [&] { return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())); };
       if (!server.wait_idle(left() / 3)) spdlog::warn("stopping with {} request(s) unfinished", server.in_flight());
+      consumers.stop();  // each commits what it handled; bounded by its own deadline
       if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);
       producer.close(left());
       io.stop();
@@ -162,6 +173,70 @@ int serve(config::Settings settings, const ServeOptions& options) {
   for (auto& t : threads) t.join();
   if (stopper.joinable()) stopper.join();
   relay.stop();
+  blocking_pool.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int worker(const config::Settings& settings, const WorkerOptions& options) {
+  std::vector<std::string> names;
+  try {
+    names = workers::parse_consumer_list(options.consumers);
+  } catch (const std::exception& e) {
+    std::cerr << "taskstream worker: --consumers: " << e.what() << "\n";
+    return 2;
+  }
+  if (!settings.kafka_enabled) {
+    std::cerr << "taskstream worker: KAFKA_ENABLED=false: there is nothing to consume\n";
+    return 2;
+  }
+  std::unique_ptr<storage::Store> store;
+  try {
+    store = storage::open_store(settings.database);
+    store->migrate();
+  } catch (const std::exception& e) {
+    spdlog::critical("database {}: {}", config::mask_url_password(settings.database.url), e.what());
+    return 1;
+  }
+  workers::Consumers consumers(settings, *store, names);
+  api::Metrics metrics;
+  KafkaProbe probe(settings);
+  boost::asio::thread_pool blocking_pool(2);
+  // The worker serves no user routes; the codec only satisfies the context.
+  auth::JwtCodec jwt(settings.jwt_secret.value_or(std::string(32, 'w')));
+  api::ApiContext ctx{settings, *store, blocking_pool, jwt, nullptr, [&probe] { return probe.ready(); }, &metrics};
+  http::Router router;
+  api::register_operations_routes(router, ctx);
+  boost::asio::io_context io(1);
+  http::ServerOptions so;
+  so.host = settings.http_host;
+  so.port = options.port;
+  http::Server server(io, router, so, [&](const http::Request& req, std::string_view route, int status, std::chrono::nanoseconds took) {
+    metrics.observe_request(req.method, std::string(route), status, took);
+  });
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("worker: {} (choose another with --port)", e.what());
+    return 1;
+  }
+  consumers.start();
+  spdlog::info("taskstream worker: consumers [{}], health on http://{}:{}", options.consumers, settings.http_host, server.port());
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::thread stopper;
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", sig);
+    server.stop_accepting();
+    stopper = std::thread([&] {
+      consumers.stop();
+      server.wait_idle(std::chrono::seconds(2));
+      io.stop();
+    });
+  });
+  io.run();
+  if (stopper.joinable()) stopper.join();
   blocking_pool.join();
   spdlog::info("stopped");
   return 0;

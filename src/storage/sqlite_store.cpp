@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -74,12 +76,59 @@ CREATE TABLE processed_events (
   PRIMARY KEY (consumer_group, event_id)
 );
 )sql",
+    // 2: the audit trail and notifications. No foreign keys to users: events may name
+    // users this database does not know. A task's history is ordered in code (see
+    // impl::order_history) from rows read in recorded order, which is the rowid: SQLite
+    // gives a new row a rowid above every existing one, and VACUUM keeps their order.
+    R"sql(
+CREATE TABLE audit_log (
+  event_id         TEXT PRIMARY KEY,
+  user_id          TEXT NOT NULL,
+  task_id          TEXT NOT NULL,
+  type             TEXT NOT NULL,
+  action           TEXT NOT NULL,
+  seq              INTEGER,
+  occurred_at      TEXT NOT NULL,
+  task_data        TEXT NOT NULL,
+  source_topic     TEXT NOT NULL,
+  source_partition INTEGER NOT NULL,
+  source_offset    INTEGER NOT NULL,
+  recorded_at      TEXT NOT NULL
+);
+CREATE INDEX audit_log_task ON audit_log (user_id, task_id, seq, occurred_at);
+CREATE TABLE notifications (
+  id         TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL,
+  task_id    TEXT,
+  type       TEXT NOT NULL,
+  title      TEXT NOT NULL,
+  message    TEXT NOT NULL,
+  email      TEXT,
+  event_id   TEXT NOT NULL UNIQUE,
+  read_at    TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX notifications_user_created ON notifications (user_id, created_at DESC, id DESC);
+CREATE INDEX notifications_user_unread ON notifications (user_id, created_at DESC, id DESC) WHERE read_at IS NULL;
+CREATE TABLE notification_channels (
+  notification_id TEXT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+  channel         TEXT NOT NULL,
+  position        INTEGER NOT NULL,  -- order in the request
+  status          TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+  detail          TEXT NOT NULL DEFAULT '',
+  updated_at      TEXT NOT NULL,
+  PRIMARY KEY (notification_id, channel)
+);
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
     "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
 constexpr std::string_view kOutboxColumns =
     "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
+constexpr std::string_view kAuditColumns =
+    "event_id, user_id, task_id, type, action, seq, occurred_at, task_data, source_topic, source_partition, "
+    "source_offset, recorded_at";
 
 bool retriable_code(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
@@ -166,6 +215,11 @@ class Statement final {
     check(sqlite3_bind_null(stmt_, index));
     return *this;
   }
+  Statement& bind(int index, const std::optional<std::int64_t>& value) {
+    if (value) return bind(index, *value);
+    check(sqlite3_bind_null(stmt_, index));
+    return *this;
+  }
 
   /// True when a row is ready, false when done.
   bool step() {
@@ -191,6 +245,11 @@ class Statement final {
     return text(col);
   }
   std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::optional<std::int64_t> optional_int64(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return int64(col);
+  }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
  private:
   void check(int rc) {
@@ -296,6 +355,76 @@ void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const st
   }
 }
 
+AuditEntry read_audit(const Statement& s) {
+  AuditEntry a;
+  a.event_id = s.text(0);
+  a.user_id = s.text(1);
+  a.task_id = s.text(2);
+  a.type = s.text(3);
+  a.action = s.text(4);
+  a.seq = s.optional_int64(5);
+  a.occurred_at = s.text(6);
+  a.task_data = s.text(7);
+  a.source_topic = s.text(8);
+  a.source_partition = static_cast<std::int32_t>(s.int64(9));
+  a.source_offset = s.int64(10);
+  a.recorded_at = s.text(11);
+  return a;
+}
+
+constexpr std::string_view kMarkProcessed =
+    "INSERT INTO processed_events (consumer_group, event_id, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+/// Inserts the processed_events row of (group, event_id) unless there is one; true when
+/// it did, i.e. the group had not processed the event yet. `s` is a kMarkProcessed
+/// statement with ?1 (group) and ?3 (processed_at) bound; bindings survive reset().
+bool mark_processed(Connection& conn, Statement& s, const std::string& event_id) {
+  s.bind(2, event_id);
+  s.run();
+  s.reset();
+  return sqlite3_changes(conn.handle()) > 0;
+}
+
+/// Notifications with their channels: `filter` is the WHERE (and ORDER/LIMIT) applied to
+/// the notifications table; its parameters are bound by `bind`. Newest first.
+std::vector<Notification> query_notifications(Connection& conn, std::string_view filter,
+                                              const std::function<void(Statement&)>& bind) {
+  Statement s(conn, fmt::format("SELECT n.id, n.user_id, n.task_id, n.type, n.title, n.message, n.email, n.event_id, "
+                                "n.read_at, n.created_at, c.channel, c.status, c.detail, c.updated_at "
+                                "FROM (SELECT * FROM notifications {}) n "
+                                "LEFT JOIN notification_channels c ON c.notification_id = n.id "
+                                "ORDER BY n.created_at DESC, n.id DESC, c.position",
+                                filter));
+  bind(s);
+  std::vector<Notification> out;
+  while (s.step()) {
+    auto id = s.text(0);
+    if (out.empty() || out.back().id != id) {
+      Notification n;
+      n.id = std::move(id);
+      n.user_id = s.text(1);
+      n.task_id = s.optional_text(2);
+      n.type = s.text(3);
+      n.title = s.text(4);
+      n.message = s.text(5);
+      n.email = s.optional_text(6);
+      n.event_id = s.text(7);
+      n.read_at = s.optional_text(8);
+      n.read = n.read_at.has_value();
+      n.created_at = s.text(9);
+      out.push_back(std::move(n));
+    }
+    if (!s.is_null(10)) out.back().channels.push_back(ChannelStatus{s.text(10), s.text(11), s.text(12), s.text(13)});
+  }
+  return out;
+}
+
+std::optional<Notification> load_notification(Connection& conn, std::string_view column, const std::string& value) {
+  auto found = query_notifications(conn, fmt::format("WHERE {} = ?1", column), [&](Statement& s) { s.bind(1, value); });
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
 void write_task(Statement& s, const Task& t) {
   s.bind(1, t.id).bind(2, t.user_id).bind(3, t.title).bind(4, t.description).bind(5, t.status);
   s.bind(6, t.priority).bind(7, t.due_at).bind(8, t.created_at).bind(9, t.updated_at).bind(10, t.completed_at);
@@ -348,8 +477,21 @@ SqliteStore::SqliteStore(const std::string& path) : impl_(std::make_unique<Impl>
 
 SqliteStore::~SqliteStore() = default;
 
-void SqliteStore::migrate() {
-  impl_->write([](Connection& conn) {
+void SqliteStore::migrate() { migrate_to(static_cast<std::int64_t>(std::size(kMigrations))); }
+
+std::int64_t SqliteStore::schema_version() {
+  return impl_->read([](Connection& conn) -> std::int64_t {
+    Statement exists(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+    if (!exists.step()) return 0;
+    Statement s(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    s.step();
+    return s.int64(0);
+  });
+}
+
+void SqliteStore::migrate_to(std::int64_t target) {
+  target = std::min(target, static_cast<std::int64_t>(std::size(kMigrations)));
+  impl_->write([target](Connection& conn) {
     // Under BEGIN IMMEDIATE: a second process migrating at the same time waits here and
     // then finds the work done.
     conn.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
@@ -360,7 +502,7 @@ void SqliteStore::migrate() {
     if (applied > known) {
       spdlog::warn("sqlite: schema is at version {}, newer than this build knows ({})", applied, known);
     }
-    for (auto version = applied + 1; version <= known; ++version) {
+    for (auto version = applied + 1; version <= target; ++version) {
       conn.exec(std::string(kMigrations[version - 1]));
       Statement record(conn, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
       record.bind(1, version).bind(2, events::now_rfc3339()).run();
@@ -536,6 +678,122 @@ std::vector<OutboxRecord> SqliteStore::events_after(const std::string& user_id, 
     std::vector<OutboxRecord> out;
     while (s.step()) out.push_back(read_outbox(s));
     return out;
+  });
+}
+
+bool SqliteStore::processed(const std::string& consumer_group, const std::string& event_id) {
+  return impl_->read([&](Connection& conn) {
+    Statement s(conn, "SELECT 1 FROM processed_events WHERE consumer_group = ?1 AND event_id = ?2");
+    s.bind(1, consumer_group).bind(2, event_id);
+    return s.step();
+  });
+}
+
+std::size_t SqliteStore::record_audit(const std::string& consumer_group, const std::vector<AuditEntry>& entries) {
+  impl::require_event_ids(entries);
+  if (entries.empty()) return 0;
+  return impl_->write([&](Connection& conn) {
+    const auto now = events::now_rfc3339();
+    // Two statements prepared once for the batch; per entry, the processed_events insert
+    // decides (by changes()) whether the audit row goes in. A duplicate later in the
+    // batch finds the row the first one inserted.
+    Statement mark(conn, kMarkProcessed);
+    mark.bind(1, consumer_group).bind(3, now);
+    Statement insert(conn, fmt::format("INSERT INTO audit_log ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                       "?11, ?12) ON CONFLICT (event_id) DO NOTHING",
+                                       kAuditColumns));
+    std::size_t fresh = 0;
+    for (const auto& e : entries) {
+      if (!mark_processed(conn, mark, e.event_id)) continue;
+      ++fresh;
+      insert.bind(1, e.event_id).bind(2, e.user_id).bind(3, e.task_id).bind(4, e.type).bind(5, e.action);
+      insert.bind(6, e.seq).bind(7, e.occurred_at).bind(8, e.task_data).bind(9, e.source_topic);
+      insert.bind(10, static_cast<std::int64_t>(e.source_partition)).bind(11, e.source_offset);
+      insert.bind(12, e.recorded_at.empty() ? now : e.recorded_at);
+      insert.run();
+      insert.reset();
+    }
+    return fresh;
+  });
+}
+
+std::vector<AuditEntry> SqliteStore::task_history(const std::string& user_id, const std::string& task_id) {
+  return impl_->read([&](Connection& conn) {
+    Statement s(conn, fmt::format("SELECT {} FROM audit_log WHERE user_id = ?1 AND task_id = ?2 ORDER BY rowid",
+                                  kAuditColumns));
+    s.bind(1, user_id).bind(2, task_id);
+    std::vector<AuditEntry> rows;
+    while (s.step()) rows.push_back(read_audit(s));
+    return impl::order_history(std::move(rows));
+  });
+}
+
+std::pair<Notification, bool> SqliteStore::create_notification(const std::string& consumer_group,
+                                                               const Notification& n) {
+  impl::require_event_id(n);
+  const auto stored = impl::normalized(n, events::now_rfc3339());
+  return impl_->write([&](Connection& conn) -> std::pair<Notification, bool> {
+    Statement mark(conn, kMarkProcessed);
+    mark.bind(1, consumer_group).bind(3, events::now_rfc3339());
+    if (!mark_processed(conn, mark, stored.event_id)) {
+      auto existing = load_notification(conn, "event_id", stored.event_id);
+      return {existing ? std::move(*existing) : stored, false};
+    }
+    Statement insert(conn,
+                     "INSERT INTO notifications (id, user_id, task_id, type, title, message, email, event_id, read_at, "
+                     "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING");
+    insert.bind(1, stored.id).bind(2, stored.user_id).bind(3, stored.task_id).bind(4, stored.type);
+    insert.bind(5, stored.title).bind(6, stored.message).bind(7, stored.email).bind(8, stored.event_id);
+    insert.bind(9, stored.read_at).bind(10, stored.created_at).run();
+    if (sqlite3_changes(conn.handle()) == 0) {  // another consumer group created it
+      return {*load_notification(conn, "event_id", stored.event_id), false};
+    }
+    Statement channel(conn,
+                      "INSERT INTO notification_channels (notification_id, channel, position, status, detail, "
+                      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    channel.bind(1, stored.id);
+    for (std::size_t i = 0; i < stored.channels.size(); ++i) {
+      const auto& c = stored.channels[i];
+      channel.bind(2, c.channel).bind(3, static_cast<std::int64_t>(i)).bind(4, c.status).bind(5, c.detail);
+      channel.bind(6, c.updated_at).run();
+      channel.reset();
+    }
+    return {stored, true};
+  });
+}
+
+void SqliteStore::set_channel_status(const std::string& notification_id, const std::string& channel,
+                                     const std::string& status, const std::string& detail, const std::string& now) {
+  impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "UPDATE notification_channels SET status = ?3, detail = ?4, updated_at = ?5 "
+                "WHERE notification_id = ?1 AND channel = ?2");
+    s.bind(1, notification_id).bind(2, channel).bind(3, status).bind(4, detail).bind(5, now).run();
+  });
+}
+
+std::optional<Notification> SqliteStore::get_notification(const std::string& notification_id) {
+  return impl_->read([&](Connection& conn) { return load_notification(conn, "id", notification_id); });
+}
+
+std::vector<Notification> SqliteStore::list_notifications(const std::string& user_id, bool unread_only, int limit) {
+  limit = impl::clamp_notification_limit(limit);
+  return impl_->read([&](Connection& conn) {
+    return query_notifications(conn,
+                               fmt::format("WHERE user_id = ?1{} ORDER BY created_at DESC, id DESC LIMIT ?2",
+                                           unread_only ? " AND read_at IS NULL" : ""),
+                               [&](Statement& s) { s.bind(1, user_id).bind(2, limit); });
+  });
+}
+
+std::optional<Notification> SqliteStore::mark_notification_read(const std::string& user_id,
+                                                                const std::string& notification_id,
+                                                                const std::string& now) {
+  return impl_->write([&](Connection& conn) -> std::optional<Notification> {
+    Statement s(conn, "UPDATE notifications SET read_at = coalesce(read_at, ?3) WHERE id = ?1 AND user_id = ?2");
+    s.bind(1, notification_id).bind(2, user_id).bind(3, now).run();
+    if (sqlite3_changes(conn.handle()) == 0) return std::nullopt;
+    return load_notification(conn, "id", notification_id);
   });
 }
 

@@ -14,6 +14,7 @@
 // Blocking: every method blocks on file I/O, and on other writers (up to 10 s, then a
 // retriable StorageError).
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,10 @@ class SqliteStore final : public Store {
 
   void migrate() override;
   bool ping() override;
+  /// Applies the pending migrations up to `version` only (for tests and tooling).
+  void migrate_to(std::int64_t version);
+  /// The highest migration applied; 0 on a new file.
+  std::int64_t schema_version();
 
   std::optional<User> create_user(const std::string& email, const std::string& password_hash) override;
   std::optional<User> find_user_by_email(const std::string& email) override;
@@ -51,6 +56,18 @@ class SqliteStore final : public Store {
   OutboxStats outbox_stats() override;
   std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
                                          int limit) override;
+
+  bool processed(const std::string& consumer_group, const std::string& event_id) override;
+  std::size_t record_audit(const std::string& consumer_group, const std::vector<AuditEntry>& entries) override;
+  std::vector<AuditEntry> task_history(const std::string& user_id, const std::string& task_id) override;
+
+  std::pair<Notification, bool> create_notification(const std::string& consumer_group, const Notification& n) override;
+  void set_channel_status(const std::string& notification_id, const std::string& channel, const std::string& status,
+                          const std::string& detail, const std::string& now) override;
+  std::optional<Notification> get_notification(const std::string& notification_id) override;
+  std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) override;
+  std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
+                                                      const std::string& now) override;
 
  private:
   struct Impl;

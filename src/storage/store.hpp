@@ -1,5 +1,5 @@
 #pragma once
-// Storage: users, tasks and the transactional outbox, behind one interface with a SQLite
+// Storage: users, tasks, the transactional outbox, the audit trail and notifications, behind one interface with a SQLite
 // and a PostgreSQL backend (SPEC sections 4 and 5).
 //
 // Every method is one transaction. A task change, the next per-user `seq` and the outbox
@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/settings.hpp"
@@ -86,6 +87,42 @@ struct TaskPage {
   std::optional<std::string> next_cursor;  ///< opaque; pass back as `cursor`
 };
 
+/// One row of a task's audit trail, written by the audit consumer.
+struct AuditEntry {
+  std::string event_id, user_id, task_id, type, action;
+  std::optional<std::int64_t> seq;
+  std::string occurred_at;   ///< the event's timestamp
+  std::string task_data;     ///< the task snapshot, JSON text
+  std::string source_topic;
+  std::int32_t source_partition = -1;
+  std::int64_t source_offset = -1;
+  std::string recorded_at;   ///< filled by the store when empty
+  bool operator==(const AuditEntry&) const = default;
+};
+
+/// The delivery state of one channel of a notification.
+struct ChannelStatus {
+  std::string channel;  ///< in_app | email | sms
+  std::string status;   ///< pending | sent | failed | skipped
+  std::string detail;   ///< why (failed/skipped), or empty
+  std::string updated_at;
+  bool operator==(const ChannelStatus&) const = default;
+};
+
+struct Notification {
+  std::string id;        ///< UUID, filled by the caller
+  std::string user_id;
+  std::optional<std::string> task_id;
+  std::string type, title, message;
+  std::optional<std::string> email;
+  std::string event_id;  ///< the notification.request event it came from (unique)
+  std::vector<ChannelStatus> channels;  ///< in the order they were created
+  bool read = false;     ///< exactly when read_at is set
+  std::string created_at;
+  std::optional<std::string> read_at;
+  bool operator==(const Notification&) const = default;
+};
+
 struct OutboxStats {
   std::int64_t waiting = 0;                    ///< rows not yet published
   std::optional<std::string> oldest_waiting;   ///< created_at of the oldest waiting row
@@ -131,6 +168,51 @@ class Store {
   /// Rows of `topic` for `user_id` with seq > `after_seq`, published or not, by seq (resume).
   virtual std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
                                                  int limit) = 0;
+
+  // ---- consumers (idempotent: each consumer group applies an event_id once, recorded in
+  // processed_events in the same transaction as the effect)
+  /// Whether `consumer_group` processed `event_id`.
+  virtual bool processed(const std::string& consumer_group, const std::string& event_id) = 0;
+
+  // ---- audit trail
+  /// ONE transaction for the whole batch: for each entry whose event_id `consumer_group` has not
+  /// processed yet (processed_events), insert the audit row and the processed_events row; entries
+  /// already processed (also duplicates inside the same batch) are skipped. Returns how many were new.
+  /// An event whose audit row another group already wrote counts as new for this group but
+  /// keeps the existing row (one audit row per event). Throws StorageError (not retriable)
+  /// when an entry has an empty event_id, before changing anything.
+  virtual std::size_t record_audit(const std::string& consumer_group, const std::vector<AuditEntry>& entries) = 0;
+  /// The audit trail of `task_id` of `user_id`, oldest first: by seq when both have one, else by
+  /// occurred_at, then recorded order. Another user's task gives an empty list.
+  /// Precisely: the entries with a seq, in seq order, are merged with those without one
+  /// (in occurred_at order) by occurred_at, compared as instants (offsets and fractions of
+  /// any length are understood); ties go by recorded order, and unparsable timestamps sort
+  /// after parsable ones.
+  virtual std::vector<AuditEntry> task_history(const std::string& user_id, const std::string& task_id) = 0;
+
+  // ---- notifications
+  /// ONE transaction: when `consumer_group` has not processed n.event_id, insert the notification
+  /// (with its channel rows) and the processed_events row and return {n as stored, true}; otherwise
+  /// return {the stored notification with that event_id, false} and change nothing.
+  /// "As stored": an empty created_at becomes now, an empty channel updated_at becomes
+  /// created_at, a repeated channel keeps its first entry, and read/read_at agree (read
+  /// with no read_at gets created_at). When another group already created the
+  /// notification of n.event_id, this group's processed row is written and the stored one
+  /// is returned with false. When the group processed the event but no notification has
+  /// that event_id, the result is {n as stored would be, false}. An empty n.event_id
+  /// throws StorageError (not retriable).
+  virtual std::pair<Notification, bool> create_notification(const std::string& consumer_group, const Notification& n) = 0;
+  /// Sets one channel's status (and detail, updated_at). Unknown notification/channel: no-op.
+  virtual void set_channel_status(const std::string& notification_id, const std::string& channel, const std::string& status,
+                                  const std::string& detail, const std::string& now) = 0;
+  virtual std::optional<Notification> get_notification(const std::string& notification_id) = 0;
+  /// The user's notifications, newest first (created_at desc, id desc), at most `limit`
+  /// (clamped to 1..200), unread ones only when asked.
+  virtual std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) = 0;
+  /// Marks one of the user's notifications read (idempotent: the first read_at stays);
+  /// nullopt when not found or another user's.
+  virtual std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
+                                                              const std::string& now) = 0;
 };
 
 /// The backend DATABASE_URL names. Throws StorageError when it cannot connect.

@@ -307,7 +307,7 @@ TEST_P(Api, HealthReadinessMetricsAndOpenApi) {
 INSTANTIATE_TEST_SUITE_P(Backends, Api, ::testing::Values("sqlite", "postgres"), [](const auto& info) { return info.param; });
 
 TEST(ApiKafkaDisabled, TheApiWorksAndNothingIsPublished) {
-  itest::ServeProcess serve({{"KAFKA_ENABLED", "false"}, {"KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"}});
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"KAFKA_ENABLED", "false"}, {"KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"}});
   auto [user, token] = serve.new_user();
   auto created = serve.call("POST", "/tasks", json{{"title", "offline"}}.dump(), token);
   ASSERT_EQ(created.status, 201) << created.body;

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_env.hpp"
 
@@ -68,8 +69,8 @@ inline std::uint16_t free_port() {
 class ServeProcess final {
  public:
   /// Starts serve with `env` over the defaults below; waits until /healthz answers.
-  explicit ServeProcess(std::map<std::string, std::string> env = {}) {
-    port_ = free_port();
+  explicit ServeProcess(std::map<std::string, std::string> env = {}, std::vector<std::string> args = {"serve"}) : args_(std::move(args)) {
+    port_ = env.count("HTTP_PORT") ? static_cast<std::uint16_t>(std::stoi(env["HTTP_PORT"])) : free_port();
     prefix_ = unique_name("api");
     dir_ = std::filesystem::temp_directory_path() / prefix_;
     std::filesystem::create_directories(dir_);
@@ -81,6 +82,10 @@ class ServeProcess final {
         {"KAFKA_TOPIC_TASK_UPDATES", prefix_ + "-task-updates"},
         {"KAFKA_TOPIC_NOTIFICATION_REQUEST", prefix_ + "-notification.request"},
         {"KAFKA_TOPIC_PARTITIONS", "3"},
+        // Groups of their own too: tests running side by side must not rebalance each other.
+        {"KAFKA_CONSUMER_GROUP_AUDIT", prefix_ + "-audit"},
+        {"KAFKA_CONSUMER_GROUP_NOTIFICATION", prefix_ + "-notification"},
+        {"KAFKA_CONSUMER_GROUP_WEBSOCKET", prefix_ + "-websocket"},
         {"LOG_LEVEL", "info"},
     };
     if (const char* b = std::getenv("KAFKA_BOOTSTRAP_SERVERS")) all["KAFKA_BOOTSTRAP_SERVERS"] = b;
@@ -97,7 +102,10 @@ class ServeProcess final {
       chdir(dir_.c_str());
       std::string log = (dir_ / "serve.log").string();
       freopen(log.c_str(), "a", stderr);
-      execl(TASKSTREAM_BINARY, TASKSTREAM_BINARY, "serve", static_cast<char*>(nullptr));
+      std::vector<char*> argv{const_cast<char*>(TASKSTREAM_BINARY)};
+      for (auto& a : args_) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(TASKSTREAM_BINARY, argv.data());
       _exit(127);
     }
     bool up = wait_until([&] {
@@ -168,6 +176,7 @@ class ServeProcess final {
   std::string prefix_;
   std::filesystem::path dir_;
   std::map<std::string, std::string> env_;
+  std::vector<std::string> args_;
 };
 
 }  // namespace taskstream::itest

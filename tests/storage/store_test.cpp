@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -29,6 +31,7 @@
 #include "config/settings.hpp"
 #include "events/events.hpp"
 #include "storage/postgres_store.hpp"
+#include "storage/sqlite_store.hpp"
 #include "storage/store.hpp"
 
 namespace taskstream::storage {
@@ -195,6 +198,59 @@ std::function<bool(Task&)> set_title(std::string title) {
     t.title = title;
     return true;
   };
+}
+
+/// An audit entry of `task_id`; task_data has quotes, a backslash and non-ASCII text so
+/// that every backend's escaping is exercised.
+AuditEntry audit_entry(const std::string& user_id, const std::string& task_id, std::optional<std::int64_t> seq,
+                       const std::string& occurred_at, std::string event_id = events::new_event_id()) {
+  AuditEntry a;
+  a.event_id = std::move(event_id);
+  a.user_id = user_id;
+  a.task_id = task_id;
+  a.type = "task_updated";
+  a.action = "updated";
+  a.seq = seq;
+  a.occurred_at = occurred_at;
+  a.task_data = nlohmann::json{{"id", task_id}, {"title", "say \"hi\" \\ {a,b} – ü"}, {"seq", seq.value_or(0)}}.dump();
+  a.source_topic = "task-events";
+  a.source_partition = 3;
+  a.source_offset = seq.value_or(0) + 1000;
+  return a;
+}
+
+std::vector<std::optional<std::int64_t>> audit_seqs(const std::vector<AuditEntry>& entries) {
+  std::vector<std::optional<std::int64_t>> out;
+  for (const auto& e : entries) out.push_back(e.seq);
+  return out;
+}
+
+std::vector<std::string> event_ids_of(const std::vector<AuditEntry>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(e.event_id);
+  return out;
+}
+
+Notification new_notification(const std::string& user_id, const std::string& created_at,
+                              const std::vector<std::string>& channels = {"in_app"}) {
+  Notification n;
+  n.id = events::new_event_id();
+  n.user_id = user_id;
+  n.task_id = events::new_event_id();
+  n.type = "deadline_reminder";
+  n.title = "Due soon";
+  n.message = "\"write tests\" is due – tomorrow";
+  n.email = "someone@example.com";
+  n.event_id = events::new_event_id();
+  n.created_at = created_at;
+  for (const auto& c : channels) n.channels.push_back(ChannelStatus{c, "pending", "", created_at});
+  return n;
+}
+
+std::vector<std::string> ids_of(const std::vector<Notification>& notifications) {
+  std::vector<std::string> out;
+  for (const auto& n : notifications) out.push_back(n.id);
+  return out;
 }
 
 class StoreTest : public ::testing::TestWithParam<Backend> {
@@ -742,6 +798,401 @@ TEST_P(StoreTest, EventsAfterReturnsAUsersTopicBySeqPublishedOrNot) {
   EXPECT_TRUE(store_->events_after(alice.id, "task-updates", 5, 100).empty());
   EXPECT_TRUE(store_->events_after(alice.id, "notification.request", 0, 100).empty());
   EXPECT_EQ(seqs_of(bob.id, "task-updates"), std::vector<std::int64_t>{1});
+}
+
+// ---- audit trail
+
+TEST_P(StoreTest, RecordAuditCountsNewEventsAndSkipsDuplicates) {
+  // Users the store has never seen: events may name them, so no foreign key may object.
+  const std::string user = events::new_event_id();
+  const std::string task = events::new_event_id();
+  EXPECT_EQ(store_->record_audit("audit", {}), 0u);
+
+  std::vector<AuditEntry> batch;
+  for (int i = 1; i <= 4; ++i) batch.push_back(audit_entry(user, task, i, ts(i)));
+  batch[2].recorded_at = "2026-11-27T09:00:00.000Z";  // given: kept
+  batch.push_back(batch[1]);                            // a duplicate inside the batch
+  batch.back().type = "task_deleted";                   // ...which must not win
+  EXPECT_EQ(store_->record_audit("audit", batch), 4u);
+
+  auto history = store_->task_history(user, task);
+  ASSERT_EQ(history.size(), 4u);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    auto expected = batch[i];
+    if (i == 2) {
+      EXPECT_EQ(history[i].recorded_at, "2026-11-27T09:00:00.000Z");
+    } else {
+      EXPECT_TRUE(events::is_rfc3339(history[i].recorded_at)) << history[i].recorded_at;
+      expected.recorded_at = history[i].recorded_at;
+    }
+    EXPECT_EQ(history[i], expected) << "every field round-trips, entry " << i;
+  }
+
+  // Across calls: two already recorded, one new (twice), one with no seq.
+  const auto fresh = audit_entry(user, task, 5, ts(5));
+  const auto unsequenced = audit_entry(user, task, std::nullopt, ts(6));
+  EXPECT_EQ(store_->record_audit("audit", {batch[0], fresh, batch[3], fresh, unsequenced}), 2u);
+  EXPECT_EQ(store_->record_audit("audit", {batch[0], fresh, unsequenced}), 0u);
+  history = store_->task_history(user, task);
+  ASSERT_EQ(history.size(), 6u);
+  EXPECT_FALSE(history.back().seq.has_value());
+  EXPECT_EQ(history.back().event_id, unsequenced.event_id);
+}
+
+TEST_P(StoreTest, ProcessedIsPerConsumerGroup) {
+  const std::string user = events::new_event_id();
+  const std::string task = events::new_event_id();
+  const auto a = audit_entry(user, task, 1, ts(1));
+  const auto b = audit_entry(user, task, 2, ts(2));
+  EXPECT_FALSE(store_->processed("audit", a.event_id));
+  EXPECT_EQ(store_->record_audit("audit", {a}), 1u);
+  EXPECT_TRUE(store_->processed("audit", a.event_id));
+  EXPECT_FALSE(store_->processed("audit", b.event_id));
+  EXPECT_FALSE(store_->processed("audit-replay", a.event_id)) << "groups are independent";
+
+  // Another group replaying the topic: new to it, yet still one audit row per event.
+  EXPECT_EQ(store_->record_audit("audit-replay", {a, b}), 2u);
+  EXPECT_TRUE(store_->processed("audit-replay", a.event_id));
+  EXPECT_TRUE(store_->processed("audit-replay", b.event_id));
+  EXPECT_FALSE(store_->processed("audit", b.event_id));
+  EXPECT_EQ(store_->task_history(user, task).size(), 2u);
+  EXPECT_EQ(store_->record_audit("audit", {a, b}), 1u);
+  EXPECT_EQ(store_->task_history(user, task).size(), 2u);
+}
+
+TEST_P(StoreTest, RecordAuditRejectsAnEmptyEventIdAndChangesNothing) {
+  const std::string user = events::new_event_id();
+  const auto good = audit_entry(user, "t", 1, ts(1));
+  auto bad = audit_entry(user, "t", 2, ts(2));
+  bad.event_id.clear();
+  try {
+    store_->record_audit("audit", {good, bad});
+    FAIL() << "accepted an empty event_id";
+  } catch (const StorageError& e) {
+    EXPECT_FALSE(e.is_retriable());
+  }
+  EXPECT_FALSE(store_->processed("audit", good.event_id));
+  EXPECT_TRUE(store_->task_history(user, "t").empty());
+}
+
+TEST_P(StoreTest, TaskHistoryIsOrderedBySeqThenTimeAndScopedToTheUser) {
+  const std::string alice = events::new_event_id();
+  const std::string bob = events::new_event_id();
+  const std::string task = events::new_event_id();
+
+  // With seqs, in two batches, each out of order: seq order wins over time and arrival.
+  store_->record_audit("audit", {audit_entry(alice, task, 3, ts(1)), audit_entry(alice, task, 1, ts(3))});
+  store_->record_audit("audit", {audit_entry(alice, task, 2, ts(2)), audit_entry(alice, task, 5, ts(5)),
+                                 audit_entry(alice, task, 4, ts(4))});
+  EXPECT_EQ(audit_seqs(store_->task_history(alice, task)), (std::vector<std::optional<std::int64_t>>{1, 2, 3, 4, 5}));
+
+  // Without seqs (seed messages): by occurred_at as an instant, whatever its offset or
+  // fraction length; equal times in recorded order.
+  const std::string seedless = events::new_event_id();
+  const auto at30 = audit_entry(alice, seedless, std::nullopt, ts(30));
+  const auto at10 = audit_entry(alice, seedless, std::nullopt, ts(10));
+  const auto at20 = audit_entry(alice, seedless, std::nullopt, "2026-11-27T12:00:20.123+02:00");
+  const auto at25 = audit_entry(alice, seedless, std::nullopt, "2026-11-27T10:00:25Z");
+  const auto at25_123 = audit_entry(alice, seedless, std::nullopt, ts(25));
+  const auto at10_again = audit_entry(alice, seedless, std::nullopt, ts(10));
+  store_->record_audit("audit", {at30, at10, at20});
+  store_->record_audit("audit", {at25_123, at25, at10_again});
+  EXPECT_EQ(event_ids_of(store_->task_history(alice, seedless)),
+            (std::vector<std::string>{at10.event_id, at10_again.event_id, at20.event_id, at25.event_id,
+                                      at25_123.event_id, at30.event_id}));
+
+  // Mixed: the sequenced ones keep seq order, the others slot in by time.
+  const std::string mixed = events::new_event_id();
+  const auto s1 = audit_entry(alice, mixed, 1, ts(5));
+  const auto s2 = audit_entry(alice, mixed, 2, ts(15));
+  const auto u = audit_entry(alice, mixed, std::nullopt, ts(10));
+  store_->record_audit("audit", {s2, u, s1});
+  EXPECT_EQ(event_ids_of(store_->task_history(alice, mixed)),
+            (std::vector<std::string>{s1.event_id, u.event_id, s2.event_id}));
+
+  // Scoping: only the owner sees a task's trail; another task's rows stay out.
+  store_->record_audit("audit", {audit_entry(bob, events::new_event_id(), 1, ts(1))});
+  EXPECT_TRUE(store_->task_history(bob, task).empty());
+  EXPECT_TRUE(store_->task_history(alice, events::new_event_id()).empty());
+  for (const auto& e : store_->task_history(alice, task)) {
+    EXPECT_EQ(e.user_id, alice);
+    EXPECT_EQ(e.task_id, task);
+  }
+}
+
+TEST_P(StoreTest, RecordAuditOfTenThousandEntriesIsOneFastTransaction) {
+  constexpr int kEntries = 10'000;
+  const std::string user = events::new_event_id();
+  std::vector<std::string> tasks;
+  for (int i = 0; i < 100; ++i) tasks.push_back(events::new_event_id());
+  std::vector<AuditEntry> batch;
+  batch.reserve(kEntries);
+  for (int i = 0; i < kEntries; ++i) {
+    batch.push_back(audit_entry(user, tasks[static_cast<std::size_t>(i) % tasks.size()], i + 1, ts(i % 3600)));
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(store_->record_audit("audit", batch), static_cast<std::size_t>(kEntries));
+  const auto first = std::chrono::steady_clock::now() - start;
+  const auto again_start = std::chrono::steady_clock::now();
+  EXPECT_EQ(store_->record_audit("audit", batch), 0u);
+  const auto again = std::chrono::steady_clock::now() - again_start;
+
+  const auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  std::cout << "[   perf   ] record_audit " << kEntries << " entries (" << (GetParam() == Backend::sqlite ? "sqlite" : "postgres")
+            << "): " << ms(first) << " ms new, " << ms(again) << " ms all duplicates\n";
+  RecordProperty("record_audit_ms", static_cast<int>(ms(first)));
+  // Printed, not asserted: a benchmark is not a timed test.
+
+  const auto history = store_->task_history(user, tasks[7]);
+  ASSERT_EQ(history.size(), static_cast<std::size_t>(kEntries) / tasks.size());
+  EXPECT_EQ(history.front().seq, 8);
+  EXPECT_EQ(history.back().seq, kEntries - 100 + 8);
+  EXPECT_TRUE(std::is_sorted(history.begin(), history.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; }));
+}
+
+TEST_P(StoreTest, ConcurrentOverlappingAuditBatchesRecordEachEventOnce) {
+  constexpr int kThreads = 4;
+  const std::string user = events::new_event_id();
+  const std::string task = events::new_event_id();
+  std::vector<AuditEntry> all;
+  for (int i = 0; i < 400; ++i) all.push_back(audit_entry(user, task, i + 1, ts(i)));
+  std::atomic<std::size_t> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread covers 200 entries starting at its own offset, in its own order.
+      std::vector<AuditEntry> batch(all.begin() + t * 50, all.begin() + t * 50 + 200);
+      if (t % 2 == 1) std::reverse(batch.begin(), batch.end());
+      for (int attempt = 0;; ++attempt) {
+        try {
+          fresh += store_->record_audit("audit", batch);
+          return;
+        } catch (const StorageError& e) {
+          if (!e.is_retriable() || attempt >= 5) {
+            ADD_FAILURE() << "thread " << t << ": " << e.what();
+            return;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(fresh.load(), 350u) << "entries 0..349 are covered, each counted once";
+  EXPECT_EQ(store_->task_history(user, task).size(), 350u);
+}
+
+// ---- notifications
+
+TEST_P(StoreTest, CreateNotificationIsIdempotentPerEvent) {
+  const auto alice = add_user("alice@example.com");
+  const auto n = new_notification(alice.id, ts(1), {"in_app", "email"});
+  const auto [created, is_new] = store_->create_notification("notify", n);
+  EXPECT_TRUE(is_new);
+  EXPECT_EQ(created, n) << "stored as given";
+  EXPECT_TRUE(store_->processed("notify", n.event_id));
+  EXPECT_FALSE(store_->processed("audit", n.event_id));
+  EXPECT_EQ(store_->get_notification(n.id), n);
+
+  // A redelivery, even with other content and a new id, changes nothing.
+  auto redelivered = new_notification(alice.id, ts(9), {"sms"});
+  redelivered.event_id = n.event_id;
+  redelivered.title = "changed";
+  const auto [again, again_new] = store_->create_notification("notify", redelivered);
+  EXPECT_FALSE(again_new);
+  EXPECT_EQ(again, n);
+  EXPECT_FALSE(store_->get_notification(redelivered.id).has_value());
+  EXPECT_EQ(store_->list_notifications(alice.id, false, 10), std::vector<Notification>{n});
+
+  // Another group meeting the same event finds the notification already there.
+  const auto [other, other_new] = store_->create_notification("notify-2", redelivered);
+  EXPECT_FALSE(other_new);
+  EXPECT_EQ(other, n);
+  EXPECT_TRUE(store_->processed("notify-2", n.event_id));
+  EXPECT_EQ(store_->list_notifications(alice.id, false, 10).size(), 1u);
+}
+
+TEST_P(StoreTest, CreateNotificationFillsDefaultsAndKeepsOptionalsNull) {
+  Notification n;
+  n.id = events::new_event_id();
+  n.user_id = events::new_event_id();  // a user this database does not know
+  n.type = "task_overdue";
+  n.title = "t";
+  n.message = "m";
+  n.event_id = events::new_event_id();
+  n.channels = {{"in_app", "sent", "", ""}, {"email", "skipped", "no address", "2026-11-27T08:00:00Z"},
+                {"in_app", "failed", "repeated", ""}};
+  const auto [stored, is_new] = store_->create_notification("notify", n);
+  ASSERT_TRUE(is_new);
+  EXPECT_TRUE(events::is_rfc3339(stored.created_at)) << stored.created_at;
+  EXPECT_FALSE(stored.task_id.has_value());
+  EXPECT_FALSE(stored.email.has_value());
+  EXPECT_FALSE(stored.read);
+  EXPECT_FALSE(stored.read_at.has_value());
+  ASSERT_EQ(stored.channels.size(), 2u) << "a repeated channel keeps its first entry";
+  EXPECT_EQ(stored.channels[0], (ChannelStatus{"in_app", "sent", "", stored.created_at}));
+  EXPECT_EQ(stored.channels[1], (ChannelStatus{"email", "skipped", "no address", "2026-11-27T08:00:00Z"}));
+  EXPECT_EQ(store_->get_notification(n.id), stored);
+
+  // No channels at all is stored as such.
+  auto bare = new_notification(n.user_id, ts(2), {});
+  bare.task_id.reset();
+  EXPECT_EQ(store_->create_notification("notify", bare).first, bare);
+  EXPECT_EQ(store_->get_notification(bare.id), bare);
+  EXPECT_FALSE(store_->get_notification(events::new_event_id()).has_value());
+
+  auto no_event = new_notification(n.user_id, ts(3));
+  no_event.event_id.clear();
+  try {
+    store_->create_notification("notify", no_event);
+    ADD_FAILURE() << "accepted an empty event_id";
+  } catch (const StorageError& e) {
+    EXPECT_FALSE(e.is_retriable());
+  }
+  EXPECT_FALSE(store_->get_notification(no_event.id).has_value());
+}
+
+TEST_P(StoreTest, SetChannelStatusUpdatesOneChannel) {
+  const auto n = new_notification(events::new_event_id(), ts(1), {"in_app", "email", "sms"});
+  store_->create_notification("notify", n);
+  store_->set_channel_status(n.id, "email", "failed", "smtp: 550 mailbox unavailable", ts(5));
+  store_->set_channel_status(n.id, "in_app", "sent", "", ts(6));
+  store_->set_channel_status(n.id, "push", "sent", "", ts(7));                   // unknown channel: no-op
+  store_->set_channel_status(events::new_event_id(), "email", "sent", "", ts(7));  // unknown notification: no-op
+
+  auto expected = n;
+  expected.channels = {{"in_app", "sent", "", ts(6)},
+                       {"email", "failed", "smtp: 550 mailbox unavailable", ts(5)},
+                       {"sms", "pending", "", ts(1)}};
+  EXPECT_EQ(store_->get_notification(n.id), expected);
+
+  store_->set_channel_status(n.id, "email", "sent", "", ts(8));  // a retry that worked clears the detail
+  expected.channels[1] = {"email", "sent", "", ts(8)};
+  EXPECT_EQ(store_->get_notification(n.id), expected);
+  EXPECT_EQ(store_->list_notifications(n.user_id, false, 10), std::vector<Notification>{expected});
+}
+
+TEST_P(StoreTest, ListNotificationsNewestFirstWithUnreadFilterAndLimit) {
+  const std::string alice = events::new_event_id();
+  const std::string bob = events::new_event_id();
+  std::vector<Notification> all;
+  for (int i = 0; i < 7; ++i) {
+    // Pairs share created_at: the id breaks the tie, newest first.
+    all.push_back(new_notification(alice, ts(i / 2), {"in_app", "email"}));
+    store_->create_notification("notify", all.back());
+  }
+  store_->create_notification("notify", new_notification(bob, ts(3)));
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id); });
+
+  EXPECT_EQ(store_->list_notifications(alice, false, 200), all) << "channels included";
+  EXPECT_EQ(ids_of(store_->list_notifications(alice, false, 3)), ids_of(std::vector<Notification>(all.begin(), all.begin() + 3)));
+  EXPECT_EQ(store_->list_notifications(alice, false, 0).size(), 1u) << "limit is at least 1";
+  EXPECT_EQ(store_->list_notifications(alice, false, -5).size(), 1u);
+  EXPECT_EQ(store_->list_notifications(alice, false, 100000).size(), 7u);
+  EXPECT_EQ(store_->list_notifications(bob, false, 10).size(), 1u);
+  EXPECT_TRUE(store_->list_notifications(events::new_event_id(), false, 10).empty());
+
+  ASSERT_TRUE(store_->mark_notification_read(alice, all[0].id, ts(50)));
+  ASSERT_TRUE(store_->mark_notification_read(alice, all[3].id, ts(51)));
+  std::vector<std::string> unread;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i != 0 && i != 3) unread.push_back(all[i].id);
+  }
+  EXPECT_EQ(ids_of(store_->list_notifications(alice, true, 200)), unread);
+  EXPECT_EQ(ids_of(store_->list_notifications(alice, true, 2)), (std::vector<std::string>{unread[0], unread[1]}));
+  EXPECT_EQ(store_->list_notifications(alice, false, 200).size(), 7u) << "read ones are still listed";
+}
+
+TEST_P(StoreTest, MarkNotificationReadIsIdempotentAndScopedToTheOwner) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto n = new_notification(alice.id, ts(1));
+  store_->create_notification("notify", n);
+
+  EXPECT_FALSE(store_->mark_notification_read(bob.id, n.id, ts(2)).has_value()) << "another user's";
+  EXPECT_FALSE(store_->mark_notification_read(alice.id, events::new_event_id(), ts(2)).has_value());
+  EXPECT_FALSE(store_->get_notification(n.id)->read);
+
+  auto expected = n;
+  expected.read = true;
+  expected.read_at = ts(3);
+  EXPECT_EQ(store_->mark_notification_read(alice.id, n.id, ts(3)), expected);
+  EXPECT_EQ(store_->mark_notification_read(alice.id, n.id, ts(4)), expected) << "the first read_at stays";
+  EXPECT_EQ(store_->get_notification(n.id), expected);
+  EXPECT_TRUE(store_->list_notifications(alice.id, true, 10).empty());
+}
+
+TEST_P(StoreTest, ConcurrentDeliveriesOfOneRequestCreateOneNotification) {
+  constexpr int kThreads = 6;
+  const auto request = new_notification(events::new_event_id(), ts(1), {"in_app", "email"});
+  std::atomic<int> created{0};
+  std::vector<std::thread> threads;
+  std::mutex results_mutex;
+  std::vector<Notification> results;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto copy = request;
+      copy.id = events::new_event_id();  // each delivery would mint its own id
+      try {
+        const auto [n, is_new] = store_->create_notification("notify", copy);
+        if (is_new) ++created;
+        std::lock_guard lock(results_mutex);
+        results.push_back(n);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "thread " << t << ": " << e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(created.load(), 1);
+  ASSERT_EQ(results.size(), static_cast<std::size_t>(kThreads));
+  for (const auto& n : results) EXPECT_EQ(n, results.front()) << "every caller sees the one stored";
+  EXPECT_EQ(store_->list_notifications(request.user_id, false, 10).size(), 1u);
+}
+
+// ---- upgrading a database made by an earlier version
+
+template <class ConcreteStore>
+void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new_version) {
+  old_version.migrate_to(1);
+  old_version.migrate_to(1);
+  ASSERT_EQ(old_version.schema_version(), 1);
+  const auto user = old_version.create_user("old@example.com", "h");
+  ASSERT_TRUE(user);
+  const auto task = old_version.create_task(new_task(user->id, "from v1", ts(1)), kTwoEvents);
+  ASSERT_EQ(task.status, ChangeStatus::ok);
+  EXPECT_THROW(old_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), StorageError)
+      << "no audit_log before migration 2";
+
+  new_version.migrate();
+  EXPECT_EQ(new_version.schema_version(), 2);
+  EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
+  EXPECT_EQ(new_version.outbox_stats().waiting, 2);
+  EXPECT_EQ(new_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), 1u);
+  const auto n = new_notification(user->id, ts(2));
+  EXPECT_TRUE(new_version.create_notification("notify", n).second);
+
+  new_version.migrate();  // a no-op now
+  old_version.migrate();
+  EXPECT_EQ(new_version.schema_version(), 2);
+  EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);
+  EXPECT_EQ(new_version.get_notification(n.id), n);
+  EXPECT_FALSE(new_version.create_user("old@example.com", "h").has_value());
+}
+
+TEST_P(StoreTest, MigratesADatabaseAtVersion1ToVersion2) {
+  Scratch fresh(GetParam());
+  ASSERT_TRUE(fresh.ready());
+  if (GetParam() == Backend::sqlite) {
+    SqliteStore old_version(fresh.url().path), new_version(fresh.url().path);
+    EXPECT_EQ(old_version.schema_version(), 0);
+    check_upgrade_from_version_1(old_version, new_version);
+  } else {
+    PostgresStore old_version(fresh.url().url), new_version(fresh.url().url);
+    EXPECT_EQ(old_version.schema_version(), 0);
+    check_upgrade_from_version_1(old_version, new_version);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(Backend::sqlite, Backend::postgres),

@@ -2,6 +2,7 @@
 // What both backends share and must agree on: cursor format, limits, email keys and the
 // defaults a store fills into outbox records. Internal to src/storage.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -40,5 +41,31 @@ void fill_outbox_defaults(OutboxRecord& record, const std::string& user_id, std:
 
 /// Forces the fields a mutate callback must not change back to their stored values.
 void keep_identity(const Task& before, Task& after);
+
+/// list_notifications size: 1..200, whatever the caller asks.
+int clamp_notification_limit(int limit) noexcept;
+
+/// Throws StorageError (not retriable) when an entry has an empty event_id: stored, it
+/// would make every later id-less entry a "duplicate" and drop it silently.
+void require_event_ids(const std::vector<AuditEntry>& entries);
+
+/// The same for one notification.
+void require_event_id(const Notification& n);
+
+/// The indexes of the entries whose event_id did not occur earlier in the batch, in order.
+std::vector<std::size_t> first_occurrences(const std::vector<AuditEntry>& entries);
+
+/// Orders a task's audit trail as store.hpp promises. `rows` come in recorded order.
+std::vector<AuditEntry> order_history(std::vector<AuditEntry> rows);
+
+/// An RFC 3339 timestamp as nanoseconds since the epoch (UTC), so timestamps written with
+/// different offsets or fraction lengths compare as instants. nullopt when unparsable.
+/// A timestamp without an offset is taken as UTC; digits beyond nanoseconds are ignored.
+std::optional<std::int64_t> rfc3339_nanos(std::string_view text) noexcept;
+
+/// `n` as create_notification stores it: created_at (empty: `now`), channels deduplicated
+/// by name (first kept) with an empty updated_at set to created_at, read == read_at set
+/// (read without read_at gets created_at).
+Notification normalized(const Notification& n, const std::string& now);
 
 }  // namespace taskstream::storage::impl

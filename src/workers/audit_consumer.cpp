@@ -1,0 +1,30 @@
+#include "workers/audit_consumer.hpp"
+
+#include "workers/event_batch.hpp"
+
+namespace taskstream::workers {
+
+kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group) {
+  return [&store, group = std::move(consumer_group)](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {
+    std::vector<storage::AuditEntry> entries;
+    entries.reserve(batch.size());
+    for_each_event(batch, ctx, events::parse_task_event, [&](const kafka::Message& m, events::TaskEvent e) {
+      storage::AuditEntry a;
+      a.event_id = std::move(e.event_id);
+      a.user_id = std::move(e.user_id);
+      a.task_id = std::move(e.task_id);
+      a.type = std::move(e.type);
+      a.action = std::move(e.action);
+      a.seq = e.seq;
+      a.occurred_at = std::move(e.timestamp);
+      a.task_data = e.task_data.dump();
+      a.source_topic = std::string(m.topic());
+      a.source_partition = m.partition();
+      a.source_offset = m.offset();
+      entries.push_back(std::move(a));
+    });
+    if (!entries.empty()) store.record_audit(group, entries);
+  };
+}
+
+}  // namespace taskstream::workers

@@ -1,0 +1,18 @@
+#pragma once
+// The audit consumer (group KAFKA_CONSUMER_GROUP_AUDIT, topic task-events): one audit row
+// per event_id, written a batch at a time in one transaction together with the
+// processed-events records, so a redelivered batch changes nothing.
+
+#include <string>
+
+#include "kafka/consumer_runner.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::workers {
+
+/// The batch handler: parses every message (dead-lettering what does not parse) and records
+/// the rest with Store::record_audit. A storage error propagates, so the runner retries the
+/// batch with backoff and commits nothing meanwhile.
+kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group);
+
+}  // namespace taskstream::workers

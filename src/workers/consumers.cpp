@@ -1,0 +1,56 @@
+#include "workers/consumers.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+#include <stdexcept>
+
+#include "workers/audit_consumer.hpp"
+
+namespace taskstream::workers {
+
+std::vector<std::string> parse_consumer_list(const std::string& list) {
+  if (list == "all") return kConsumerNames;
+  std::vector<std::string> out;
+  if (list.empty() || list == "none") return out;
+  std::stringstream ss(list);
+  std::string name;
+  while (std::getline(ss, name, ',')) {
+    if (name.empty()) continue;
+    if (std::find(kConsumerNames.begin(), kConsumerNames.end(), name) == kConsumerNames.end()) {
+      std::string known;
+      for (const auto& k : kConsumerNames) known += (known.empty() ? "" : ", ") + k;
+      throw std::invalid_argument("unknown consumer '" + name + "'; known: " + known + " (or all, none)");
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+  }
+  return out;
+}
+
+Consumers::Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names) {
+  for (const auto& name : names) {
+    kafka::ConsumerOptions o;
+    o.client_id = "taskstream-" + name;
+    if (name == "audit") {
+      o.group_id = settings.kafka_consumer_group_audit;
+      o.topics = {settings.kafka_topic_task_events};
+      o.max_batch = 2000;
+      entries_.push_back({name, o.group_id, std::make_unique<kafka::ConsumerRunner>(settings, o, audit_handler(store, o.group_id))});
+    }
+  }
+}
+
+Consumers::~Consumers() { stop(); }
+
+void Consumers::start() {
+  for (auto& e : entries_) {
+    e.runner->start();
+    spdlog::info("consumer {} started (group {})", e.name, e.group);
+  }
+}
+
+void Consumers::stop() {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) it->runner->stop();
+}
+
+}  // namespace taskstream::workers

@@ -1,0 +1,41 @@
+#pragma once
+// The consumers a process runs (`serve` runs all by default, `worker --consumers ...` a
+// chosen few), each a ConsumerRunner in its own group.
+//
+// Lifecycle: construct, start(), stop() (reverse order of start). Not thread-safe: the
+// owner starts and stops; stats() may be read from any thread.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/settings.hpp"
+#include "kafka/consumer_runner.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::workers {
+
+/// Names a process can be asked to run.
+inline const std::vector<std::string> kConsumerNames{"audit"};
+
+/// "all" → every name, "none" or "" → none, else a comma list; throws std::invalid_argument
+/// naming an unknown consumer.
+std::vector<std::string> parse_consumer_list(const std::string& list);
+
+class Consumers final {
+ public:
+  Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names);
+  ~Consumers();
+  void start();
+  void stop();
+  struct Entry {
+    std::string name, group;
+    std::unique_ptr<kafka::ConsumerRunner> runner;
+  };
+  const std::vector<Entry>& entries() const noexcept { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+}  // namespace taskstream::workers
