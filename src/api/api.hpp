@@ -37,6 +37,9 @@ void register_routes(http::Router& router, ApiContext& ctx);
 /// Only /healthz, /readyz, /metrics and /openapi.json (what `worker` serves).
 void register_operations_routes(http::Router& router, ApiContext& ctx);
 
+/// A notification as the API returns it (also pushed to WebSocket clients).
+nlohmann::json notification_to_json(const storage::Notification& n);
+
 /// The OpenAPI 3 document of the routes `router` serves.
 nlohmann::json openapi_document(const http::Router& router);
 /// "METHOD pattern" of every operation openapi_document describes (for the route test).

@@ -55,6 +55,12 @@ const std::map<std::string, json>& operations() {
                                {"responses", {{"204", answer("Deleted")}, {"404", problem("No such task")}}}};
     m["GET /tasks/{id}/history"] = {{"summary", "The audit trail of a task, oldest first"}, {"parameters", id_param()},
                                     {"responses", {{"200", answer("The trail", "History")}, {"404", problem("No such task of the caller")}}}};
+    m["GET /notifications"] = {{"summary", "The caller's notifications, newest first"},
+                               {"parameters", json::array({{{"name", "unread"}, {"in", "query"}, {"schema", {{"type", "boolean"}}}},
+                                                           {{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 200}}}}})},
+                               {"responses", {{"200", answer("Notifications with per-channel status", "NotificationList")}}}};
+    m["POST /notifications/{id}/read"] = {{"summary", "Mark a notification read"}, {"parameters", id_param()},
+                                          {"responses", {{"200", answer("The notification", "Notification")}, {"404", problem("No such notification of the caller")}}}};
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
@@ -101,6 +107,17 @@ json components() {
                                                                {"properties", {{"event_id", {{"type", "string"}}}, {"type", {{"type", "string"}}},
                                                                                {"action", {{"type", "string"}}}, {"seq", {{"type", "integer"}, {"nullable", true}}},
                                                                                {"timestamp", date_time}, {"task", ref("Task")}, {"recorded_at", date_time}}}}}}}}}}},
+            {"Notification", {{"type", "object"},
+                              {"properties", {{"id", {{"type", "string"}}}, {"user_id", {{"type", "string"}}}, {"task_id", nullable_string},
+                                              {"type", {{"type", "string"}}}, {"title", {{"type", "string"}}}, {"message", {{"type", "string"}}},
+                                              {"email", nullable_string}, {"read", {{"type", "boolean"}}}, {"read_at", nullable_date_time},
+                                              {"created_at", date_time},
+                                              {"channels", {{"type", "array"},
+                                                            {"items", {{"type", "object"},
+                                                                       {"properties", {{"channel", {{"type", "string"}, {"enum", {"in_app", "email", "sms"}}}},
+                                                                                       {"status", {{"type", "string"}, {"enum", {"pending", "sent", "failed", "skipped"}}}},
+                                                                                       {"detail", nullable_string}, {"updated_at", date_time}}}}}}}}}}},
+            {"NotificationList", {{"type", "object"}, {"properties", {{"items", {{"type", "array"}, {"items", ref("Notification")}}}}}}},
             {"TaskPage", {{"type", "object"},
                           {"properties", {{"items", {{"type", "array"}, {"items", ref("Task")}}}, {"next_cursor", nullable_string}}}}}}}};
 }

@@ -138,6 +138,17 @@ const std::string& task_id(const Request& req) {
 
 }  // namespace
 
+nlohmann::json notification_to_json(const storage::Notification& n) {
+  nlohmann::json channels = nlohmann::json::array();
+  for (const auto& c : n.channels)
+    channels.push_back({{"channel", c.channel}, {"status", c.status}, {"detail", c.detail.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.detail)},
+                        {"updated_at", c.updated_at}});
+  auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  return {{"id", n.id},           {"user_id", n.user_id}, {"task_id", opt(n.task_id)}, {"type", n.type},
+          {"title", n.title},     {"message", n.message}, {"email", opt(n.email)},     {"channels", std::move(channels)},
+          {"read", n.read_at.has_value()}, {"read_at", opt(n.read_at)}, {"created_at", n.created_at}};
+}
+
 void register_routes(http::Router& router, ApiContext& ctx) {
   router.set_authenticator([&ctx](const Request& req) -> std::string {
     auto header = req.header("authorization");
@@ -303,6 +314,32 @@ void register_routes(http::Router& router, ApiContext& ctx) {
                        {"recorded_at", a.recorded_at}});
     }
     co_return Response::json(200, {{"task_id", id}, {"items", std::move(items)}});
+  });
+
+  // ---- notifications (written by the notification consumer)
+  router.add({"GET", "/notifications", true, "The caller's notifications, newest first"}, [&ctx](Request& req) -> awaitable<Response> {
+    bool unread = false;
+    if (auto u = req.query_param("unread")) {
+      if (*u == "true" || *u == "1") unread = true;
+      else if (*u != "false" && *u != "0" && !u->empty()) throw HttpError(422, "unread: must be true or false");
+    }
+    int limit = 50;
+    if (auto l = req.query_param("limit")) {
+      auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), limit);
+      if (ec != std::errc() || p != l->data() + l->size() || limit < 1 || limit > 200) throw HttpError(422, "limit: must be a whole number from 1 to 200");
+    }
+    auto list = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.list_notifications(req.user_id, unread, limit); });
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& n : list) items.push_back(notification_to_json(n));
+    co_return Response::json(200, {{"items", std::move(items)}});
+  });
+
+  router.add({"POST", "/notifications/{id}/read", true, "Mark a notification read"}, [&ctx](Request& req) -> awaitable<Response> {
+    const auto& id = req.params.at("id");
+    if (!events::is_uuid(id)) throw HttpError(404, "notification not found");
+    auto n = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.mark_notification_read(req.user_id, id, events::now_rfc3339()); });
+    if (!n) throw HttpError(404, "notification not found");
+    co_return Response::json(200, notification_to_json(*n));
   });
 
   register_operations_routes(router, ctx);

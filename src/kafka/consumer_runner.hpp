@@ -56,17 +56,27 @@ class BatchContext final {
   /// True when the runner is stopping: a long handler may cut its work short by throwing.
   bool stopping() const noexcept { return stopping_ && stopping_->load(); }
 
+  /// This attempt's number (1 = first) and whether the runner gives up on a throw: a
+  /// handler that must record a failure (a notification row saying `failed`) does it on
+  /// the last attempt and dead-letters the message itself.
+  int attempt() const noexcept { return attempt_; }
+  bool last_attempt() const noexcept { return attempt_ >= max_attempts_; }
+
   struct Entry {
     std::size_t index;
     std::string reason, error_class, detail;
   };
   const std::vector<Entry>& dead_letters() const noexcept { return dead_letters_; }
   void clear() { dead_letters_.clear(); }
-  explicit BatchContext(const std::atomic<bool>* stopping = nullptr) : stopping_(stopping) {}
+  explicit BatchContext(const std::atomic<bool>* stopping = nullptr, int max_attempts = 1)
+      : stopping_(stopping), max_attempts_(max_attempts) {}
+  void set_attempt(int attempt) noexcept { attempt_ = attempt; }
 
  private:
   std::vector<Entry> dead_letters_;
   const std::atomic<bool>* stopping_;
+  int max_attempts_;
+  int attempt_ = 1;
 };
 
 using BatchHandler = std::function<void(std::span<const Message> batch, BatchContext& ctx)>;

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "workers/audit_consumer.hpp"
+#include "workers/notification_consumer.hpp"
 
 namespace taskstream::workers {
 
@@ -36,6 +37,18 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
       o.topics = {settings.kafka_topic_task_events};
       o.max_batch = 2000;
       entries_.push_back({name, o.group_id, std::make_unique<kafka::ConsumerRunner>(settings, o, audit_handler(store, o.group_id))});
+    } else if (name == "notification") {
+      o.group_id = settings.kafka_consumer_group_notification;
+      o.topics = {settings.kafka_topic_notification_request};
+      // Small batches: an email is a network round trip, and a retried batch resends nothing
+      // already sent but does wait its backoff again.
+      o.max_batch = 50;
+      o.max_attempts = 6;
+      o.backoff_initial = std::chrono::milliseconds(500);
+      o.backoff_max = std::chrono::seconds(15);
+      if (!email_) email_ = std::make_unique<notify::SmtpSender>(settings);
+      entries_.push_back({name, o.group_id,
+                          std::make_unique<kafka::ConsumerRunner>(settings, o, notification_handler(settings, store, *email_, o.group_id))});
     }
   }
 }

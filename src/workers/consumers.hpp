@@ -11,12 +11,13 @@
 
 #include "config/settings.hpp"
 #include "kafka/consumer_runner.hpp"
+#include "notify/email.hpp"
 #include "storage/store.hpp"
 
 namespace taskstream::workers {
 
 /// Names a process can be asked to run.
-inline const std::vector<std::string> kConsumerNames{"audit"};
+inline const std::vector<std::string> kConsumerNames{"audit", "notification"};
 
 /// "all" → every name, "none" or "" → none, else a comma list; throws std::invalid_argument
 /// naming an unknown consumer.
@@ -35,6 +36,7 @@ class Consumers final {
   const std::vector<Entry>& entries() const noexcept { return entries_; }
 
  private:
+  std::unique_ptr<notify::EmailSender> email_;
   std::vector<Entry> entries_;
 };
 

@@ -261,12 +261,13 @@ struct ConsumerRunner::Impl {
   /// was abandoned (stop or revoke during retries): then nothing of it is stored.
   bool process(std::vector<Message>& msgs) {
     std::span<const Message> all(msgs.data(), msgs.size());
-    BatchContext ctx(&stop_requested);
+    BatchContext ctx(&stop_requested, opt.max_attempts);
     std::string first_failure;
     std::string last_error;
     bool permanent = false;
     for (int attempt = 1; attempt <= opt.max_attempts; ++attempt) {
       ctx.clear();
+      ctx.set_attempt(attempt);
       try {
         handler(all, ctx);
         std::vector<Failure> failures;
@@ -305,10 +306,11 @@ struct ConsumerRunner::Impl {
     std::size_t handled = 0;
     for (std::size_t i = 0; i < msgs.size(); ++i) {
       std::span<const Message> one(&msgs[i], 1);
-      BatchContext ctx(&stop_requested);
+      BatchContext ctx(&stop_requested, opt.max_attempts);
       std::string first_failure;
       for (int attempt = 1; attempt <= opt.max_attempts; ++attempt) {
         ctx.clear();
+        ctx.set_attempt(attempt);
         try {
           handler(one, ctx);
           if (ctx.dead_letters().empty()) ++handled;
