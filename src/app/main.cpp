@@ -52,6 +52,18 @@ int main(int argc, char** argv) {
   tail->add_option("--max-messages", tail_args.max_messages, "Exit after this many messages");
   tail->add_option("--idle-timeout-ms", tail_args.idle_timeout_ms, "Exit after this long without a message");
 
+  auto* dlq = app.add_subcommand("dlq", "Dead letters: list them, send them back");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "Print the dead letters of TOPIC (from TOPIC.dlq), one JSON object a line");
+  std::string dlq_topic;
+  dlq_list->add_option("topic", dlq_topic, "Source topic, e.g. task-events")->required();
+  auto* dlq_redrive = dlq->add_subcommand("redrive", "Send the dead letters of TOPIC back to it (only those not redriven before)");
+  dlq_redrive->add_option("topic", dlq_topic, "Source topic, e.g. task-events")->required();
+  std::string dlq_filter;
+  bool dlq_dry_run = false;
+  dlq_redrive->add_option("--filter", dlq_filter, "FIELD=VALUE: reason=bad_json, error_class=..., key=USER or any header");
+  dlq_redrive->add_flag("--dry-run", dlq_dry_run, "Count what would be sent; send and remember nothing");
+
   CLI11_PARSE(app, argc, argv);
 
   config::Settings settings;
@@ -72,7 +84,7 @@ int main(int argc, char** argv) {
     for (const auto& [k, v] : settings.describe()) std::cout << k << "=" << v << "\n";
     return 0;
   }
-  if (!settings.kafka_enabled && (*topics || *tail)) {
+  if (!settings.kafka_enabled && (*topics || *tail || *dlq)) {
     std::cerr << "taskstream: KAFKA_ENABLED=false; set it to true to use Kafka commands\n";
     return 2;
   }
@@ -80,5 +92,7 @@ int main(int argc, char** argv) {
   if (*list) return cli::topics_list(settings);
   if (*describe) return cli::topics_describe(settings, describe_topic);
   if (*tail) return cli::tail(settings, tail_args, g_stop);
+  if (*dlq_list) return cli::dlq_list(settings, dlq_topic, g_stop);
+  if (*dlq_redrive) return cli::dlq_redrive(settings, dlq_topic, dlq_filter, dlq_dry_run);
   return 0;
 }

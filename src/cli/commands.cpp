@@ -8,6 +8,8 @@
 
 #include "kafka/admin.hpp"
 #include "kafka/error.hpp"
+#include "kafka/dead_letter.hpp"
+#include "kafka/redrive.hpp"
 #include "kafka/tail.hpp"
 
 namespace taskstream::cli {
@@ -89,6 +91,41 @@ int tail(const config::Settings& s, const TailArgs& args, const std::atomic<bool
           return static_cast<bool>(std::cout);
         },
         stop);
+    return 0;
+  });
+}
+
+int dlq_list(const config::Settings& s, const std::string& topic, const std::atomic<bool>& stop) {
+  return guarded("dlq list", [&] {
+    std::size_t n = 0;
+    kafka::tail(
+        s, kafka::dlq_topic(topic), {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = std::chrono::seconds(3)},
+        [&](const kafka::Message& m) {
+          auto h = [&](const char* name) { return std::string(m.header(name).value_or("")); };
+          nlohmann::json line{{"dlq_partition", m.partition()},      {"dlq_offset", m.offset()},
+                              {"reason", h("dlq.reason")},           {"error_class", h("dlq.error_class")},
+                              {"source_topic", h("dlq.source_topic")}, {"source_partition", h("dlq.source_partition")},
+                              {"source_offset", h("dlq.source_offset")}, {"attempts", h("dlq.attempts")},
+                              {"first_failure", h("dlq.first_failure")}, {"last_failure", h("dlq.last_failure")},
+                              {"key", std::string(m.key())},         {"detail", h("dlq.detail")}};
+          std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+          ++n;
+          return true;
+        },
+        stop);
+    std::cerr << n << " dead letter(s) in " << kafka::dlq_topic(topic) << "\n";
+    return 0;
+  });
+}
+
+int dlq_redrive(const config::Settings& s, const std::string& topic, const std::string& filter, bool dry_run) {
+  return guarded("dlq redrive", [&] {
+    kafka::DeadLetterFilter f(filter);
+    auto r = kafka::redrive(s, topic, f, dry_run, [](const kafka::RedriveResult& p) {
+      std::cerr << "... " << p.seen << " read, " << p.matched << " matched, " << p.sent << " sent\n";
+    });
+    std::cout << (dry_run ? "dry run: " : "") << r.seen << " dead letter(s) read, " << r.matched << " matched"
+              << (filter.empty() ? "" : " " + filter) << ", " << r.sent << " sent back to " << topic << "\n";
     return 0;
   });
 }

@@ -22,4 +22,8 @@ struct TailArgs {
 };
 int tail(const config::Settings& s, const TailArgs& args, const std::atomic<bool>& stop);
 
+/// One JSON line per dead letter of TOPIC.dlq: offset, reason, class, source, attempts, key, detail.
+int dlq_list(const config::Settings& s, const std::string& topic, const std::atomic<bool>& stop);
+int dlq_redrive(const config::Settings& s, const std::string& topic, const std::string& filter, bool dry_run);
+
 }  // namespace taskstream::cli

@@ -9,6 +9,7 @@
 
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
+#include "kafka/tail.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -103,4 +104,51 @@ TEST(Cli, ConfigMasksSecrets) {
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.find("topsecret-pw"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KAFKA_SASL_PASSWORD=******"), std::string::npos) << r.out;
+}
+
+TEST(Cli, DlqListShowsReasonsAndRedriveSendsBackOnlyWhatMatchesOnce) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("redrive");
+  itest::create_topic_with_dlq(s, topic, 1);
+  kafka::Producer producer(s);
+  auto dead = [&](const std::string& key, const std::string& reason, const std::string& payload) {
+    ASSERT_TRUE(producer.send({topic + ".dlq", key, payload,
+                               {{"event_id", "e-" + key}, {"dlq.reason", reason}, {"dlq.source_topic", topic}, {"dlq.source_offset", "7"}},
+                               std::nullopt})
+                    .get()
+                    .ok());
+  };
+  dead("user-1", "bad_json", "{broken");
+  dead("user-2", "handler_error", R"({"ok":2})");
+  dead("user-3", "handler_error", R"({"ok":3})");
+
+  auto list = run(bootstrap_env(), "dlq list " + topic);
+  ASSERT_EQ(list.exit_code, 0) << list.out;
+  EXPECT_NE(list.out.find(R"("reason":"bad_json")"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("3 dead letter(s) in " + topic + ".dlq"), std::string::npos) << list.out;
+
+  auto dry = run(bootstrap_env(), "dlq redrive " + topic + " --filter reason=handler_error --dry-run");
+  ASSERT_EQ(dry.exit_code, 0) << dry.out;
+  EXPECT_NE(dry.out.find("dry run: 3 dead letter(s) read, 2 matched"), std::string::npos) << dry.out;
+
+  auto real = run(bootstrap_env(), "dlq redrive " + topic + " --filter reason=handler_error");
+  ASSERT_EQ(real.exit_code, 0) << real.out;
+  EXPECT_NE(real.out.find("2 sent back to " + topic), std::string::npos) << real.out;
+  auto again = run(bootstrap_env(), "dlq redrive " + topic + " --filter reason=handler_error");
+  EXPECT_NE(again.out.find("0 dead letter(s) read"), std::string::npos) << "a second redrive must not resend: " << again.out;
+
+  std::vector<std::pair<std::string, std::string>> back;
+  std::atomic<bool> stop{false};
+  kafka::tail(s, topic, {.from_beginning = true, .max_messages = 3, .idle_timeout = std::chrono::seconds(5)},
+              [&](const kafka::Message& m) {
+                back.emplace_back(std::string(m.key()), std::string(m.header("event_id").value_or("")));
+                EXPECT_FALSE(m.header("dlq.reason").has_value());
+                EXPECT_TRUE(m.header("dlq.redriven_from").has_value());
+                return true;
+              },
+              stop);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0], (std::pair<std::string, std::string>{"user-2", "e-user-2"}));
+  EXPECT_EQ(back[1], (std::pair<std::string, std::string>{"user-3", "e-user-3"}));
+  EXPECT_EQ(run(bootstrap_env(), "dlq redrive " + topic + " --filter nonsense").exit_code, 1);
 }

@@ -1,0 +1,41 @@
+#pragma once
+// Dead-letter tools behind `taskstream dlq list|redrive`.
+//
+// Redrive sends dead letters back to their source topic (key, payload and original headers
+// kept; the dlq.* headers dropped, `dlq.redriven_at` added) and remembers how far it got in
+// its own consumer group (`taskstream-redrive.<topic>.dlq`), committed only after the
+// copies were acknowledged: running it again sends only what was dead-lettered since.
+// Blocking: runs on the calling thread until the DLQ has been idle for `idle`.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "config/settings.hpp"
+#include "kafka/message.hpp"
+
+namespace taskstream::kafka {
+
+/// `key=value` on a header (`reason=bad_json`, `error_class=...`, or any header name) or on
+/// the message key (`key=user-1`); empty matches everything. Throws std::invalid_argument.
+class DeadLetterFilter final {
+ public:
+  explicit DeadLetterFilter(const std::string& expression);
+  bool matches(const Message& m) const;
+  std::string expression() const { return field_.empty() ? std::string() : field_ + "=" + value_; }
+
+ private:
+  std::string field_, value_;
+};
+
+struct RedriveResult {
+  std::uint64_t seen = 0;
+  std::uint64_t matched = 0;
+  std::uint64_t sent = 0;
+};
+
+RedriveResult redrive(const config::Settings& settings, const std::string& topic, const DeadLetterFilter& filter, bool dry_run,
+                      const std::function<void(const RedriveResult&)>& progress, std::chrono::milliseconds idle = std::chrono::seconds(3));
+
+}  // namespace taskstream::kafka
