@@ -83,7 +83,12 @@ TaskFields task_fields(const Request& req) {
   }
   if (body.contains("due_at")) {
     f.due_at = string_field(body, "due_at");
-    if (*f.due_at && !events::is_rfc3339(**f.due_at)) throw HttpError(422, "due_at: must be an RFC 3339 date-time, e.g. 2026-12-01T17:00:00Z");
+    if (*f.due_at) {
+      // Stored as UTC in one shape, so the reminder scheduler can compare it as text.
+      auto utc = events::to_utc_millis(**f.due_at);
+      if (!utc) throw HttpError(422, "due_at: must be an RFC 3339 date-time, e.g. 2026-12-01T17:00:00Z");
+      *f.due_at = *utc;
+    }
   }
   return f;
 }

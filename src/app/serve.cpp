@@ -17,6 +17,7 @@
 #include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
 #include "outbox/relay.hpp"
+#include "reminders/scheduler.hpp"
 #include "storage/store.hpp"
 #include "workers/consumers.hpp"
 
@@ -111,6 +112,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   kafka::Producer producer(settings);
   outbox::Relay relay(*store, producer);
   workers::Consumers consumers(settings, *store, consumer_names);
+  reminders::Scheduler reminder_scheduler(settings, *store, [&relay] { relay.wake(); });
   auth::JwtCodec jwt(*settings.jwt_secret);
   api::Metrics metrics;
   KafkaProbe probe(settings);
@@ -145,6 +147,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   }
   relay.start();
   consumers.start();
+  reminder_scheduler.start();
   spdlog::info("taskstream serving on http://{}:{} (database {}, Kafka {})", settings.http_host, server.port(),
                settings.database.kind == config::DatabaseKind::sqlite ? "SQLite" : "PostgreSQL",
                settings.kafka_enabled ? settings.kafka_bootstrap_servers : "disabled");
@@ -160,6 +163,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
       const auto until = std::chrono::steady_clock::now() + options.stop_deadline;
       auto left = [&] { return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())); };
       if (!server.wait_idle(left() / 3)) spdlog::warn("stopping with {} request(s) unfinished", server.in_flight());
+      reminder_scheduler.stop();
       consumers.stop();  // each commits what it handled; bounded by its own deadline
       if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);
       producer.close(left());

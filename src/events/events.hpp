@@ -124,3 +124,12 @@ struct SourcePosition {
 [[nodiscard]] std::string_view action_for(std::string_view type) noexcept;
 
 }  // namespace taskstream::events
+
+namespace taskstream::events {
+
+// An RFC 3339 date-time as UTC in the one shape the service stores and compares as text:
+// `YYYY-MM-DDTHH:MM:SS.mmmZ` (offsets applied, fractions cut to milliseconds). nullopt when
+// `text` is not RFC 3339.
+[[nodiscard]] std::optional<std::string> to_utc_millis(std::string_view text);
+
+}  // namespace taskstream::events

@@ -59,6 +59,10 @@ class Admin final {
   TopicInfo describe_topic(const std::string& name, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Brokers in the cluster's metadata.
   int broker_count(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// Lag of `group` on each partition of `topic`: end offset minus committed offset (the
+  /// whole partition when the group committed nothing there).
+  std::map<std::int32_t, std::int64_t> consumer_lag(const std::string& group, const std::string& topic,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Deletes topics (tests). Missing ones are ignored.
   void delete_topics(const std::vector<std::string>& names, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -123,6 +123,19 @@ CREATE TABLE notification_channels (
   PRIMARY KEY (notification_id, channel)
 );
 )sql",
+    // 3: deadline reminders. One row per reminder sent: a task whose due_at moves is a new
+    // key, so it is reminded again. No foreign key to tasks (rows outlive their task, like
+    // audit_log). tasks_due_open serves tasks_due_without_reminder's range scan.
+    R"sql(
+CREATE TABLE reminders_sent (
+  task_id text COLLATE "C" NOT NULL,
+  due_at  text COLLATE "C" NOT NULL,
+  kind    text COLLATE "C" NOT NULL,
+  sent_at text COLLATE "C" NOT NULL,
+  PRIMARY KEY (task_id, due_at, kind)
+);
+CREATE INDEX tasks_due_open ON tasks (due_at, id) WHERE status <> 'done' AND due_at IS NOT NULL;
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -734,7 +747,9 @@ std::vector<OutboxRecord> PostgresStore::events_after(const std::string& user_id
     return read_outbox(conn.query(fmt::format("SELECT {} FROM outbox WHERE user_id = $1 AND topic = $2 AND seq > $3 "
                                               "ORDER BY seq, id LIMIT $4",
                                               kOutboxColumns),
-                                  {user_id, topic, param(after_seq), param(impl::clamp_batch_limit(limit))}));
+                                  // Never below 0: reminder rows have seq 0 and belong to no resumable stream.
+                                  {user_id, topic, param(std::max<std::int64_t>(after_seq, 0)),
+                                   param(impl::clamp_batch_limit(limit))}));
   });
 }
 
@@ -889,6 +904,38 @@ std::optional<Notification> PostgresStore::mark_notification_read(const std::str
         {notification_id, user_id, now});
     if (r.rows() == 0) return std::nullopt;
     return load_notification(conn, "id", notification_id);
+  });
+}
+
+std::vector<Task> PostgresStore::tasks_due_without_reminder(const std::string& kind, const std::string& until,
+                                                            int limit) {
+  return impl_->read([&](Connection& conn) {
+    const auto r = conn.query(fmt::format("SELECT {} FROM tasks t WHERE t.status <> 'done' AND t.due_at IS NOT NULL "
+                                          "AND t.due_at <= $1 AND NOT EXISTS (SELECT 1 FROM reminders_sent r "
+                                          "WHERE r.task_id = t.id AND r.due_at = t.due_at AND r.kind = $2) "
+                                          "ORDER BY t.due_at, t.id LIMIT $3",
+                                          kTaskColumns),
+                              {until, kind, param(impl::clamp_batch_limit(limit))});
+    std::vector<Task> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_task(r, i));
+    return out;
+  });
+}
+
+bool PostgresStore::record_reminder(const Task& task, const std::string& kind,
+                                    const std::vector<OutboxRecord>& records) {
+  if (!task.due_at) throw StorageError("record_reminder: the task has no due_at", false);
+  return impl_->write([&](Connection& conn) {
+    // A concurrent insert of the same key waits here for the first to commit, then inserts
+    // nothing: exactly one caller gets true and writes the outbox rows.
+    const auto r = conn.query(
+        "INSERT INTO reminders_sent (task_id, due_at, kind, sent_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        {task.id, *task.due_at, kind, events::now_rfc3339()});
+    if (r.rows() == 0) return false;
+    insert_outbox(conn, records, task.user_id, 0);
+    return true;
   });
 }
 

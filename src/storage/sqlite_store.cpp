@@ -120,6 +120,19 @@ CREATE TABLE notification_channels (
   PRIMARY KEY (notification_id, channel)
 );
 )sql",
+    // 3: deadline reminders. One row per reminder sent: a task whose due_at moves is a new
+    // key, so it is reminded again. No foreign key to tasks (rows outlive their task, like
+    // audit_log). tasks_due_open serves tasks_due_without_reminder's range scan.
+    R"sql(
+CREATE TABLE reminders_sent (
+  task_id TEXT NOT NULL,
+  due_at  TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  sent_at TEXT NOT NULL,
+  PRIMARY KEY (task_id, due_at, kind)
+);
+CREATE INDEX tasks_due_open ON tasks (due_at, id) WHERE status <> 'done' AND due_at IS NOT NULL;
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -674,7 +687,9 @@ std::vector<OutboxRecord> SqliteStore::events_after(const std::string& user_id, 
     Statement s(conn, fmt::format("SELECT {} FROM outbox WHERE user_id = ?1 AND topic = ?2 AND seq > ?3 "
                                   "ORDER BY seq, id LIMIT ?4",
                                   kOutboxColumns));
-    s.bind(1, user_id).bind(2, topic).bind(3, after_seq).bind(4, impl::clamp_batch_limit(limit));
+    // Never below 0: reminder rows have seq 0 and are not part of any resumable stream.
+    s.bind(1, user_id).bind(2, topic).bind(3, std::max<std::int64_t>(after_seq, 0));
+    s.bind(4, impl::clamp_batch_limit(limit));
     std::vector<OutboxRecord> out;
     while (s.step()) out.push_back(read_outbox(s));
     return out;
@@ -794,6 +809,35 @@ std::optional<Notification> SqliteStore::mark_notification_read(const std::strin
     s.bind(1, notification_id).bind(2, user_id).bind(3, now).run();
     if (sqlite3_changes(conn.handle()) == 0) return std::nullopt;
     return load_notification(conn, "id", notification_id);
+  });
+}
+
+std::vector<Task> SqliteStore::tasks_due_without_reminder(const std::string& kind, const std::string& until,
+                                                          int limit) {
+  return impl_->read([&](Connection& conn) {
+    // The conditions repeat tasks_due_open's WHERE so SQLite can use the partial index.
+    Statement s(conn, fmt::format("SELECT {} FROM tasks t WHERE t.status <> 'done' AND t.due_at IS NOT NULL "
+                                  "AND t.due_at <= ?1 AND NOT EXISTS (SELECT 1 FROM reminders_sent r "
+                                  "WHERE r.task_id = t.id AND r.due_at = t.due_at AND r.kind = ?2) "
+                                  "ORDER BY t.due_at, t.id LIMIT ?3",
+                                  kTaskColumns));
+    s.bind(1, until).bind(2, kind).bind(3, impl::clamp_batch_limit(limit));
+    std::vector<Task> out;
+    while (s.step()) out.push_back(read_task(s));
+    return out;
+  });
+}
+
+bool SqliteStore::record_reminder(const Task& task, const std::string& kind, const std::vector<OutboxRecord>& records) {
+  if (!task.due_at) throw StorageError("record_reminder: the task has no due_at", false);
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "INSERT INTO reminders_sent (task_id, due_at, kind, sent_at) VALUES (?1, ?2, ?3, ?4) "
+                "ON CONFLICT DO NOTHING");
+    s.bind(1, task.id).bind(2, *task.due_at).bind(3, kind).bind(4, events::now_rfc3339()).run();
+    if (sqlite3_changes(conn.handle()) == 0) return false;
+    insert_outbox(conn, records, task.user_id, 0);
+    return true;
   });
 }
 

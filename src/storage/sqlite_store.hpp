@@ -69,6 +69,9 @@ class SqliteStore final : public Store {
   std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
                                                       const std::string& now) override;
 
+  std::vector<Task> tasks_due_without_reminder(const std::string& kind, const std::string& until, int limit) override;
+  bool record_reminder(const Task& task, const std::string& kind, const std::vector<OutboxRecord>& records) override;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

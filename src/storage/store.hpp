@@ -213,6 +213,22 @@ class Store {
   /// nullopt when not found or another user's.
   virtual std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
                                                               const std::string& now) = 0;
+
+  // ---- deadline reminders (migration 3: reminders_sent, one row per task, due_at and kind)
+  /// Not-done tasks (of every user) whose due_at is at or before `until` (RFC 3339 UTC in the
+  /// API's `YYYY-MM-DDTHH:MM:SS.mmmZ` shape, so text order is time order), oldest due first
+  /// (then by id), at most `limit` (clamped to 1..10000), skipping those that already have a
+  /// reminder of `kind` for their current due_at. Moving due_at makes a task due again.
+  virtual std::vector<Task> tasks_due_without_reminder(const std::string& kind, const std::string& until,
+                                                       int limit) = 0;
+  /// ONE transaction: records that `kind` ("deadline_reminder" | "task_overdue") went out for
+  /// (task.id, task.due_at) and, only when that row is new, inserts `records` into the outbox
+  /// (user_id/key default to task.user_id, created_at to now, event_id to a fresh UUID; seq
+  /// stays 0: a reminder is not a task change and takes no user seq, so events_after, which
+  /// asks for seq > after_seq >= 0, never returns it). Returns true when the row was new, so
+  /// instances racing on one reminder send it once. Throws StorageError (not retriable) when
+  /// task.due_at is unset. Rows are not removed with their task (like audit_log).
+  virtual bool record_reminder(const Task& task, const std::string& kind, const std::vector<OutboxRecord>& records) = 0;
 };
 
 /// The backend DATABASE_URL names. Throws StorageError when it cannot connect.

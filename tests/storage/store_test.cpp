@@ -1151,6 +1151,148 @@ TEST_P(StoreTest, ConcurrentDeliveriesOfOneRequestCreateOneNotification) {
   EXPECT_EQ(store_->list_notifications(request.user_id, false, 10).size(), 1u);
 }
 
+// ---- deadline reminders
+
+/// The outbox rows of one reminder, leaving the store's defaults to fill.
+std::vector<OutboxRecord> reminder_records(const Task& task, const std::string& kind) {
+  OutboxRecord r;
+  r.topic = "notification.request";
+  r.event_type = kind;
+  r.payload = nlohmann::json{{"type", kind}, {"task_id", task.id}, {"due_at", task.due_at.value_or("")}}.dump();
+  return {r};
+}
+
+std::vector<std::string> task_ids(const std::vector<Task>& tasks) {
+  std::vector<std::string> out;
+  for (const auto& t : tasks) out.push_back(t.id);
+  return out;
+}
+
+std::vector<OutboxRecord> unpublished_of_topic(Store& store, const std::string& topic) {
+  std::vector<OutboxRecord> out;
+  for (auto& r : store.fetch_unpublished(10000)) {
+    if (r.topic == topic) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Task add_due_task(Store& store, const User& user, const std::string& title, std::optional<std::string> due_at,
+                  const std::string& status = "todo") {
+  auto t = new_task(user.id, title, ts(0), status);
+  t.due_at = std::move(due_at);
+  const auto result = store.create_task(t, kTwoEvents);
+  if (result.status != ChangeStatus::ok || !result.task) throw std::runtime_error("could not create task " + title);
+  return *result.task;
+}
+
+TEST_P(StoreTest, DueTasksAreTheOpenOnesAtOrBeforeUntilOldestDueFirst) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  const auto a = add_due_task(*store_, alice, "a", ts(30));
+  const auto b = add_due_task(*store_, bob, "b", ts(10), "in_progress");
+  add_due_task(*store_, alice, "done", ts(20), "done");
+  add_due_task(*store_, alice, "undated", std::nullopt);
+  add_due_task(*store_, alice, "later", ts(51));
+  const auto at_until = add_due_task(*store_, alice, "at until", ts(50));
+
+  const auto due = store_->tasks_due_without_reminder("deadline_reminder", ts(50), 100);
+  EXPECT_EQ(task_ids(due), (std::vector<std::string>{b.id, a.id, at_until.id}));
+  ASSERT_EQ(due.size(), 3u);
+  EXPECT_EQ(due[0], b) << "the whole task, as stored";
+  EXPECT_EQ(task_ids(store_->tasks_due_without_reminder("deadline_reminder", ts(50), 2)),
+            (std::vector<std::string>{b.id, a.id}));
+  EXPECT_TRUE(store_->tasks_due_without_reminder("deadline_reminder", ts(9), 100).empty());
+}
+
+TEST_P(StoreTest, AReminderSkipsItsKindUntilDueAtMoves) {
+  const auto alice = add_user("alice@example.com");
+  const auto a = add_due_task(*store_, alice, "a", ts(30));
+  const auto b = add_due_task(*store_, alice, "b", ts(10));
+
+  ASSERT_TRUE(store_->record_reminder(b, "deadline_reminder", reminder_records(b, "deadline_reminder")));
+  EXPECT_EQ(task_ids(store_->tasks_due_without_reminder("deadline_reminder", ts(50), 100)),
+            std::vector<std::string>{a.id});
+  EXPECT_EQ(task_ids(store_->tasks_due_without_reminder("task_overdue", ts(50), 100)),
+            (std::vector<std::string>{b.id, a.id}))
+      << "another kind is not covered";
+  ASSERT_TRUE(store_->record_reminder(b, "task_overdue", reminder_records(b, "task_overdue")));
+  EXPECT_EQ(task_ids(store_->tasks_due_without_reminder("task_overdue", ts(50), 100)), std::vector<std::string>{a.id});
+
+  const auto moved = store_->update_task(
+      alice.id, b.id,
+      [](Task& t) {
+        t.due_at = ts(40);
+        return true;
+      },
+      std::nullopt, ts(5), kTwoEvents);
+  ASSERT_EQ(moved.status, ChangeStatus::ok);
+  for (const std::string kind : {"deadline_reminder", "task_overdue"}) {
+    EXPECT_EQ(task_ids(store_->tasks_due_without_reminder(kind, ts(50), 100)), (std::vector<std::string>{a.id, b.id}))
+        << kind << ": a new due_at is a new reminder";
+  }
+  EXPECT_TRUE(store_->record_reminder(*moved.task, "deadline_reminder", reminder_records(*moved.task, "deadline_reminder")));
+  EXPECT_EQ(task_ids(store_->tasks_due_without_reminder("deadline_reminder", ts(50), 100)),
+            std::vector<std::string>{a.id});
+
+  store_->update_task(alice.id, a.id, [](Task& t) { t.status = "done"; return true; }, std::nullopt, ts(6), kTwoEvents);
+  EXPECT_TRUE(store_->tasks_due_without_reminder("deadline_reminder", ts(50), 100).empty()) << "done tasks are not due";
+}
+
+TEST_P(StoreTest, RecordingOneReminderTwiceWritesItsOutboxRowsOnce) {
+  const auto alice = add_user("alice@example.com");
+  const auto task = add_due_task(*store_, alice, "a", ts(30));
+  const auto before = store_->outbox_stats().waiting;
+
+  EXPECT_TRUE(store_->record_reminder(task, "deadline_reminder", reminder_records(task, "deadline_reminder")));
+  EXPECT_FALSE(store_->record_reminder(task, "deadline_reminder", reminder_records(task, "deadline_reminder")));
+  EXPECT_EQ(store_->outbox_stats().waiting, before + 1);
+  const auto rows = unpublished_of_topic(*store_, "notification.request");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].seq, 0) << "a reminder takes no user seq";
+  EXPECT_EQ(rows[0].user_id, alice.id);
+  EXPECT_EQ(rows[0].key, alice.id);
+  EXPECT_FALSE(rows[0].created_at.empty());
+  EXPECT_FALSE(rows[0].event_id.empty());
+  EXPECT_EQ(rows[0].event_type, "deadline_reminder");
+
+  // The user's seq stream is untouched: resuming sees no seq-0 row, the next change gets seq 2.
+  EXPECT_TRUE(store_->events_after(alice.id, "notification.request", 0, 100).empty());
+  EXPECT_TRUE(store_->events_after(alice.id, "notification.request", -1, 100).empty());
+  EXPECT_EQ(seqs_of(alice.id, "task-events"), std::vector<std::int64_t>{1});
+  EXPECT_EQ(store_->update_task(alice.id, task.id, set_title("b"), std::nullopt, ts(2), kTwoEvents).seq, 2);
+  EXPECT_EQ(seqs_of(alice.id, "task-updates"), (std::vector<std::int64_t>{1, 2}));
+
+  Task undated = task;
+  undated.due_at.reset();
+  try {
+    store_->record_reminder(undated, "deadline_reminder", {});
+    ADD_FAILURE() << "no due_at must throw";
+  } catch (const StorageError& e) {
+    EXPECT_FALSE(e.is_retriable());
+  }
+}
+
+TEST_P(StoreTest, ConcurrentRecordsOfOneReminderSendItOnce) {
+  const auto alice = add_user("alice@example.com");
+  const auto task = add_due_task(*store_, alice, "a", ts(30));
+  constexpr int kThreads = 4;
+  std::atomic<int> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        if (store_->record_reminder(task, "task_overdue", reminder_records(task, "task_overdue"))) ++fresh;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "thread " << t << ": " << e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(fresh.load(), 1);
+  EXPECT_EQ(unpublished_of_topic(*store_, "notification.request").size(), 1u);
+  EXPECT_TRUE(store_->tasks_due_without_reminder("task_overdue", ts(50), 100).empty());
+}
+
 // ---- upgrading a database made by an earlier version
 
 template <class ConcreteStore>
@@ -1166,7 +1308,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
       << "no audit_log before migration 2";
 
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 2);
+  EXPECT_EQ(new_version.schema_version(), 3);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
   EXPECT_EQ(new_version.outbox_stats().waiting, 2);
   EXPECT_EQ(new_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), 1u);
@@ -1175,7 +1317,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 2);
+  EXPECT_EQ(new_version.schema_version(), 3);
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);
   EXPECT_EQ(new_version.get_notification(n.id), n);
   EXPECT_FALSE(new_version.create_user("old@example.com", "h").has_value());

@@ -190,6 +190,31 @@ int Admin::broker_count(std::chrono::milliseconds timeout) {
   return md.md->broker_cnt;
 }
 
+std::map<std::int32_t, std::int64_t> Admin::consumer_lag(const std::string& group, const std::string& topic, std::chrono::milliseconds timeout) {
+  auto info = describe_topic(topic, timeout);
+  // A consumer handle of that group that never subscribes: it only asks for commits.
+  ConsumerProperties cp{group, "taskstream-lag", {{"enable.auto.commit", "false"}}};
+  auto rk = impl::make_client(RD_KAFKA_CONSUMER, consumer_properties(impl_->settings, resolve_bootstrap(impl_->settings), cp));
+  auto* parts = rd_kafka_topic_partition_list_new(static_cast<int>(info.partitions.size()));
+  for (const auto& p : info.partitions) rd_kafka_topic_partition_list_add(parts, topic.c_str(), p.id);
+  auto err = rd_kafka_committed(rk.get(), parts, static_cast<int>(timeout.count()));
+  std::map<std::int32_t, std::int64_t> lag;
+  for (int i = 0; !err && i < parts->cnt; ++i) {
+    std::int64_t low = 0, high = 0;
+    auto e = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), parts->elems[i].partition, &low, &high, static_cast<int>(timeout.count()));
+    if (e) {
+      err = e;
+      break;
+    }
+    const auto committed = parts->elems[i].offset >= 0 ? parts->elems[i].offset : low;
+    lag[parts->elems[i].partition] = high - committed;
+  }
+  rd_kafka_topic_partition_list_destroy(parts);
+  rd_kafka_consumer_close(rk.get());
+  if (err) throw KafkaException(impl::make_error(err, "consumer lag of " + group));
+  return lag;
+}
+
 void Admin::delete_topics(const std::vector<std::string>& names, std::chrono::milliseconds timeout) {
   if (names.empty() || impl_->settings.kafka_embedded()) return;
   std::vector<rd_kafka_DeleteTopic_t*> dels;

@@ -358,11 +358,19 @@ struct ConsumerRunner::Impl {
     int attempt = 1;
     while (!failures.empty()) {
       std::vector<std::pair<std::size_t, std::future<DeliveryResult>>> pending;
+      // One line per batch at warning level (a flood of poison must not flood the log);
+      // each message at debug.
+      std::map<std::string, int> reasons;
       for (std::size_t k = 0; k < failures.size(); ++k) {
-        spdlog::warn("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
-                     failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
+        reasons[failures[k].info.reason]++;
+        spdlog::debug("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
+                      failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
         pending.emplace_back(k, dlq->send(build_dead_letter(msgs[failures[k].index], failures[k].info)));
       }
+      std::string summary;
+      for (const auto& [reason, n] : reasons) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + reason;
+      spdlog::warn("consumer {}: dead-lettering {} message(s): {}; first: {}[{}]@{}: {}", opt.group_id, failures.size(), summary,
+                   failures[0].info.source_topic, failures[0].info.source_partition, failures[0].info.source_offset, failures[0].info.detail);
       std::vector<Failure> again;
       for (auto& [k, fut] : pending) {
         auto r = fut.get();

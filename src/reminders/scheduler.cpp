@@ -1,0 +1,93 @@
+#include "reminders/scheduler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "events/events.hpp"
+
+namespace taskstream::reminders {
+namespace {
+
+std::string utc_millis(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const config::Settings& settings, storage::Store& store, std::function<void()> on_emitted,
+                     std::chrono::milliseconds interval)
+    : settings_(settings), store_(store), on_emitted_(std::move(on_emitted)), interval_(interval) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      try {
+        run_once();
+      } catch (const std::exception& e) {
+        spdlog::warn("reminders: {}", e.what());
+      }
+      lock.lock();
+      cv_.wait_for(lock, interval_, [&] { return stopping_; });
+    }
+  });
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int Scheduler::run_once() {
+  const auto now_tp = std::chrono::system_clock::now();
+  const auto now = utc_millis(now_tp);
+  const auto soon = utc_millis(now_tp + std::chrono::seconds(settings_.reminder_lead_seconds));
+  int emitted = 0;
+  for (const auto& [kind, until] : {std::pair<std::string, std::string>{"deadline_reminder", soon}, {"task_overdue", now}}) {
+    for (const auto& task : store_.tasks_due_without_reminder(kind, until, 500)) {
+      std::vector<storage::OutboxRecord> records;
+      // A task first seen already overdue gets the overdue notice only; its "due soon"
+      // reminder is recorded as spent without a message.
+      if (!(kind == "deadline_reminder" && task.due_at && *task.due_at <= now)) {
+        events::NotificationRequest r;
+        r.event_id = events::new_event_id();
+        r.user_id = task.user_id;
+        r.task_id = task.id;
+        r.type = kind;
+        r.title = (kind == "task_overdue" ? "Overdue: " : "Due soon: ") + task.title;
+        r.message = "\"" + task.title + "\" " + (kind == "task_overdue" ? "was due at " : "is due at ") + task.due_at.value_or("") + ".";
+        r.channels = {"in_app", "email"};
+        storage::OutboxRecord rec;
+        rec.topic = settings_.kafka_topic_notification_request;
+        rec.key = task.user_id;
+        rec.payload = events::serialize(r);
+        rec.event_id = r.event_id;
+        rec.event_type = kind;
+        records.push_back(std::move(rec));
+      }
+      if (store_.record_reminder(task, kind, records) && !records.empty()) ++emitted;
+    }
+  }
+  if (emitted > 0) {
+    spdlog::info("reminders: {} emitted", emitted);
+    if (on_emitted_) on_emitted_();
+  }
+  return emitted;
+}
+
+}  // namespace taskstream::reminders

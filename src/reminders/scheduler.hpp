@@ -1,0 +1,45 @@
+#pragma once
+// Deadline reminders: every `interval` the scheduler emits, through the outbox, one
+// `deadline_reminder` request per (task, due_at) once a not-done task is within
+// REMINDER_LEAD_SECONDS of its due_at, and one `task_overdue` once due_at has passed.
+// Moving due_at re-arms both (the record is per due_at); completing disarms them (done
+// tasks are never picked). The record and the outbox row commit together, and the record's
+// primary key makes a reminder go out once even with several instances running.
+//
+// Lifecycle: start(), stop(). Runs on its own thread; blocking DB calls stay there.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "config/settings.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::reminders {
+
+class Scheduler final {
+ public:
+  /// `on_emitted` runs after reminders were committed (wakes the outbox relay).
+  Scheduler(const config::Settings& settings, storage::Store& store, std::function<void()> on_emitted,
+            std::chrono::milliseconds interval = std::chrono::seconds(5));
+  ~Scheduler();
+  void start();
+  void stop();
+  /// One pass now (tests, and the loop); returns the reminders emitted.
+  int run_once();
+
+ private:
+  const config::Settings& settings_;
+  storage::Store& store_;
+  std::function<void()> on_emitted_;
+  std::chrono::milliseconds interval_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace taskstream::reminders

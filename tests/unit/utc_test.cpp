@@ -1,0 +1,15 @@
+#include <gtest/gtest.h>
+
+#include "events/events.hpp"
+
+using taskstream::events::to_utc_millis;
+
+TEST(UtcMillis, NormalisesOffsetsAndFractions) {
+  EXPECT_EQ(to_utc_millis("2026-12-01T17:00:00Z"), "2026-12-01T17:00:00.000Z");
+  EXPECT_EQ(to_utc_millis("2026-12-01T17:00:00.123456+00:00"), "2026-12-01T17:00:00.123Z");
+  EXPECT_EQ(to_utc_millis("2026-12-01T19:30:00+02:30"), "2026-12-01T17:00:00.000Z");
+  EXPECT_EQ(to_utc_millis("2026-12-31T23:30:00-01:00"), "2027-01-01T00:30:00.000Z");
+  EXPECT_EQ(to_utc_millis("2026-12-01t17:00:00.5z"), "2026-12-01T17:00:00.500Z");
+  EXPECT_FALSE(to_utc_millis("tomorrow"));
+  EXPECT_FALSE(to_utc_millis("2026-02-30T00:00:00Z"));
+}
