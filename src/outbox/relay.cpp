@@ -93,6 +93,9 @@ bool Relay::drain(std::chrono::milliseconds deadline) {
 int Relay::publish_batch() {
   std::vector<storage::OutboxRecord> rows;
   try {
+    // Another instance publishes while it holds the lease; this one waits its turn (it
+    // reports "nothing to do", so drain ends at once: the holder drains the outbox).
+    if (!store_.hold_relay_lease()) return 0;
     rows = store_.fetch_unpublished(options_.batch_size);
   } catch (const std::exception& e) {
     spdlog::warn("outbox relay: reading the outbox: {}", e.what());

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "events/events.hpp"
 #include "storage/impl/common.hpp"
 #include "storage/impl/connection_pool.hpp"
@@ -490,7 +492,8 @@ std::optional<Notification> load_notification(Connection& conn, std::string_view
 struct PostgresStore::Impl {
   Impl(const std::string& url, std::size_t max_connections)
       : pool([url] { return std::make_unique<Connection>(url); }, max_connections == 0 ? 1 : max_connections,
-             std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)) {}
+             std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)),
+        url(url) {}
 
   using Lease = impl::ConnectionPool<Connection>::Lease;
 
@@ -553,6 +556,10 @@ struct PostgresStore::Impl {
   }
 
   impl::ConnectionPool<Connection> pool;
+  std::string url;
+  std::mutex lease_mutex;
+  std::unique_ptr<Connection> lease_conn;  // holds the relay's advisory lock while it lives
+  std::chrono::steady_clock::time_point lease_next_try{};  // a follower asks again only after this
 };
 
 PostgresStore::PostgresStore(const std::string& url, std::size_t max_connections)
@@ -591,6 +598,32 @@ void PostgresStore::migrate_to(std::int64_t target) {
       spdlog::info("postgres: applied migration {}", version);
     }
   });
+}
+
+bool PostgresStore::hold_relay_lease() {
+  // An arbitrary constant shared by every instance: "taskstream outbox relay".
+  constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(7310423187265032001)";
+  std::lock_guard lock(impl_->lease_mutex);
+  try {
+    if (impl_->lease_conn && !impl_->lease_conn->lost()) {
+      // Held: make sure the session (and so the lock) is still there.
+      impl_->lease_conn->query("SELECT 1");
+      return true;
+    }
+    impl_->lease_conn.reset();
+    const auto now = std::chrono::steady_clock::now();
+    if (now < impl_->lease_next_try) return false;
+    impl_->lease_next_try = now + std::chrono::seconds(2);  // a follower retries every 2 s, not every poll
+    auto conn = std::make_unique<Connection>(impl_->url);
+    if (conn->query(kTryLock).text(0, 0) != "t") return false;  // another instance holds it
+    spdlog::info("postgres: this instance now runs the outbox relay");
+    impl_->lease_conn = std::move(conn);
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::warn("postgres: relay lease: {}", e.what());
+    impl_->lease_conn.reset();
+    return false;
+  }
 }
 
 bool PostgresStore::ping() {

@@ -52,6 +52,7 @@ class PostgresStore final : public Store {
   TaskPage list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
                       const std::optional<std::string>& cursor) override;
 
+  bool hold_relay_lease() override;
   std::vector<OutboxRecord> fetch_unpublished(int limit) override;
   void mark_published(const std::vector<std::int64_t>& ids) override;
   OutboxStats outbox_stats() override;

@@ -160,6 +160,12 @@ class Store {
                               const std::optional<std::string>& cursor) = 0;
 
   // ---- outbox
+  /// Whether this process may run the outbox relay now. Several `serve` instances share one
+  /// PostgreSQL database; only the holder of the lease publishes, so per-user order holds and
+  /// no row is sent twice by two relays. PostgreSQL: a session advisory lock on a connection of
+  /// its own, taken again after that connection is lost. SQLite: one host, always true.
+  /// Cheap when held (one round trip). Blocking.
+  virtual bool hold_relay_lease() { return true; }
   /// The oldest unpublished rows, by id, at most `limit`.
   virtual std::vector<OutboxRecord> fetch_unpublished(int limit) = 0;
   /// Marks rows published (idempotent).

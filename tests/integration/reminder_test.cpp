@@ -7,6 +7,7 @@
 
 #include "events/events.hpp"
 #include "serve_process.hpp"
+#include "kafka/tail.hpp"
 #include "storage/postgres_store.hpp"
 
 using namespace taskstream;
@@ -62,6 +63,41 @@ TEST(Reminders, EachReminderGoesOutOnceAcrossTwoInstances) {
   // Moving due_at re-arms: a new reminder for the new due time.
   ASSERT_EQ(a.call("PATCH", "/tasks/" + soon["id"].get<std::string>(), json{{"due_at", in_minutes(45)}}.dump(), token).status, 200);
   ASSERT_TRUE(itest::wait_until([&] { return a.call("GET", "/notifications", {}, token).json()["items"].size() == 3; }, 30s));
+  EXPECT_EQ(a.stop(), 0);
+  EXPECT_EQ(b.stop(), 0);
+  storage::postgres_execute(base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+}
+
+TEST(TwoInstances, OnlyOneRelayPublishesSoEveryEventGoesOutOnceInOrder) {
+  const char* base = std::getenv("TASKSTREAM_TEST_DATABASE_URL");
+  ASSERT_TRUE(base && *base) << "TASKSTREAM_TEST_DATABASE_URL is not set (run scripts/test)";
+  const std::string schema = "two_" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
+  storage::postgres_execute(base, "CREATE SCHEMA " + schema);
+  const std::string url = std::string(base) + (std::string(base).find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+  itest::ServeProcess a(std::map<std::string, std::string>{{"DATABASE_URL", url}}, {"serve", "--consumers", "none"});
+  auto env = a.env();
+  env.erase("HTTP_PORT");
+  itest::ServeProcess b(env, {"serve", "--consumers", "none"});
+
+  auto [user, token] = a.new_user("two");
+  constexpr int kChanges = 60;
+  for (int i = 0; i < kChanges; ++i) {
+    auto& via = i % 2 ? a : b;
+    ASSERT_EQ(via.call("POST", "/tasks", json{{"title", "t" + std::to_string(i)}}.dump(), token).status, 201);
+  }
+  std::vector<std::int64_t> seqs;
+  std::atomic<bool> stop{false};
+  kafka::tail(itest::kafka_settings(), a.topic("task-updates"),
+              {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = std::chrono::seconds(8)},
+              [&](const kafka::Message& m) {
+                auto j = json::parse(m.payload());
+                if (j["user_id"] == user) seqs.push_back(j["seq"]);
+                return true;
+              },
+              stop);
+  std::vector<std::int64_t> expected(kChanges);
+  std::iota(expected.begin(), expected.end(), 1);
+  EXPECT_EQ(seqs, expected) << "duplicated or out of order with two relays";
   EXPECT_EQ(a.stop(), 0);
   EXPECT_EQ(b.stop(), 0);
   storage::postgres_execute(base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
