@@ -42,7 +42,7 @@ std::optional<std::string> to_utc_millis(std::string_view s) {
   }
   std::tm utc{};
   gmtime_r(&t, &utc);
-  char buf[32];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
                 utc.tm_min, utc.tm_sec, millis);
   return std::string(buf);

@@ -601,8 +601,9 @@ void PostgresStore::migrate_to(std::int64_t target) {
 }
 
 bool PostgresStore::hold_relay_lease() {
-  // An arbitrary constant shared by every instance: "taskstream outbox relay".
-  constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(7310423187265032001)";
+  // Advisory locks are per database; the key includes the schema, so deployments (or
+  // tests) in different schemas of one database each get their own relay.
+  constexpr const char* kTryLock = "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.taskstream.outbox-relay'))";
   std::lock_guard lock(impl_->lease_mutex);
   try {
     if (impl_->lease_conn && !impl_->lease_conn->lost()) {
