@@ -60,6 +60,18 @@ class KafkaProbe final {
   bool last_ = false;
 };
 
+/// The store DATABASE_URL names, migrated; null (and logged) when that fails.
+std::unique_ptr<storage::Store> open_migrated_store(const config::Settings& settings) {
+  try {
+    auto store = storage::open_store(settings.database);
+    store->migrate();
+    return store;
+  } catch (const std::exception& e) {
+    spdlog::critical("database {}: {}", config::mask_url_password(settings.database.url), e.what());
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 int migrate(const config::Settings& settings) {
@@ -85,14 +97,8 @@ int serve(config::Settings settings, const ServeOptions& options) {
   }
 
   // ---- build, in dependency order
-  std::unique_ptr<storage::Store> store;
-  try {
-    store = storage::open_store(settings.database);
-    store->migrate();
-  } catch (const std::exception& e) {
-    spdlog::critical("database {}: {}", config::mask_url_password(settings.database.url), e.what());
-    return 1;
-  }
+  auto store = open_migrated_store(settings);
+  if (!store) return 1;
   if (settings.kafka_enabled) {
     try {
       auto r = kafka::Admin(settings).ensure_topics(kafka::service_topics(settings), std::chrono::seconds(10));
@@ -194,14 +200,8 @@ int worker(const config::Settings& settings, const WorkerOptions& options) {
     std::cerr << "taskstream worker: KAFKA_ENABLED=false: there is nothing to consume\n";
     return 2;
   }
-  std::unique_ptr<storage::Store> store;
-  try {
-    store = storage::open_store(settings.database);
-    store->migrate();
-  } catch (const std::exception& e) {
-    spdlog::critical("database {}: {}", config::mask_url_password(settings.database.url), e.what());
-    return 1;
-  }
+  auto store = open_migrated_store(settings);
+  if (!store) return 1;
   workers::Consumers consumers(settings, *store, names);
   api::Metrics metrics;
   KafkaProbe probe(settings);
