@@ -678,15 +678,8 @@ ChangeResult PostgresStore::update_task(const std::string& user_id, const std::s
                                         const EventFactory& events) {
   return impl_->write([&](Connection& conn) {
     const auto before = lock_task(conn, user_id, task_id);
-    if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
-    if (expected_version && *expected_version != before->version) {
-      return ChangeResult{ChangeStatus::version_conflict, before, 0};
-    }
-    Task after = *before;
-    if (!mutate(after)) return ChangeResult{ChangeStatus::ok, before, 0};
-    impl::keep_identity(*before, after);
-    after.version = before->version + 1;
-    after.updated_at = now;
+    Task after;
+    if (auto early = impl::plan_update(before, mutate, expected_version, now, after)) return *early;
     conn.query(
         "UPDATE tasks SET title = $3, description = $4, status = $5, priority = $6, due_at = $7, updated_at = $8, "
         "completed_at = $9, version = $10 WHERE id = $1 AND user_id = $2",

@@ -114,10 +114,19 @@ void fill_outbox_defaults(OutboxRecord& record, const std::string& user_id, std:
   if (record.event_id.empty()) record.event_id = events::new_event_id();
 }
 
-void keep_identity(const Task& before, Task& after) {
-  after.id = before.id;
-  after.user_id = before.user_id;
-  after.created_at = before.created_at;
+std::optional<ChangeResult> plan_update(const std::optional<Task>& before, const std::function<bool(Task&)>& mutate,
+                                        std::optional<std::int64_t> expected_version, const std::string& now, Task& after) {
+  if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+  if (expected_version && *expected_version != before->version) return ChangeResult{ChangeStatus::version_conflict, before, 0};
+  after = *before;
+  if (!mutate(after)) return ChangeResult{ChangeStatus::ok, before, 0};
+  // mutate may not move a task to another user or rename it.
+  after.id = before->id;
+  after.user_id = before->user_id;
+  after.created_at = before->created_at;
+  after.version = before->version + 1;
+  after.updated_at = now;
+  return std::nullopt;
 }
 
 int clamp_notification_limit(int limit) noexcept { return std::clamp(limit, 1, 200); }

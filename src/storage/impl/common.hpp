@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,8 +40,11 @@ std::string email_key(std::string_view email);
 /// created_at (`now`) and event_id (a fresh UUID).
 void fill_outbox_defaults(OutboxRecord& record, const std::string& user_id, std::int64_t seq, const std::string& now);
 
-/// Forces the fields a mutate callback must not change back to their stored values.
-void keep_identity(const Task& before, Task& after);
+/// The backend-independent part of update_task. Returns the result to give back at once
+/// (not found, version conflict, or nothing changed), or nullopt with `after` set to the task
+/// to store: mutated, its identity (id, user_id, created_at) kept, version and updated_at advanced.
+std::optional<ChangeResult> plan_update(const std::optional<Task>& before, const std::function<bool(Task&)>& mutate,
+                                        std::optional<std::int64_t> expected_version, const std::string& now, Task& after);
 
 /// list_notifications size: 1..200, whatever the caller asks.
 int clamp_notification_limit(int limit) noexcept;
