@@ -24,6 +24,17 @@
 namespace taskstream::app {
 namespace {
 
+/// Creates the service topics (and their DLQs) that are missing. A failure is logged, not
+/// fatal: writes wait in the outbox and consumers wait for their topics.
+void ensure_topics_at_start(const config::Settings& settings) {
+  try {
+    auto r = kafka::Admin(settings).ensure_topics(kafka::service_topics(settings), std::chrono::seconds(10));
+    if (!r.created.empty()) spdlog::info("created {} topic(s)", r.created.size());
+  } catch (const std::exception& e) {
+    spdlog::warn("could not ensure topics at start ({}); going on", e.what());
+  }
+}
+
 std::string random_secret() {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   unsigned char bytes[32];
@@ -99,15 +110,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   // ---- build, in dependency order
   auto store = open_migrated_store(settings);
   if (!store) return 1;
-  if (settings.kafka_enabled) {
-    try {
-      auto r = kafka::Admin(settings).ensure_topics(kafka::service_topics(settings), std::chrono::seconds(10));
-      if (!r.created.empty()) spdlog::info("created {} topic(s)", r.created.size());
-    } catch (const std::exception& e) {
-      // Writes go to the outbox either way; the relay publishes once Kafka is reachable.
-      spdlog::warn("could not ensure topics at start ({}); serving anyway", e.what());
-    }
-  }
+  if (settings.kafka_enabled) ensure_topics_at_start(settings);
   std::vector<std::string> consumer_names;
   try {
     consumer_names = workers::parse_consumer_list(options.consumers);
@@ -202,6 +205,7 @@ int worker(const config::Settings& settings, const WorkerOptions& options) {
   }
   auto store = open_migrated_store(settings);
   if (!store) return 1;
+  ensure_topics_at_start(settings);
   workers::Consumers consumers(settings, *store, names);
   api::Metrics metrics;
   KafkaProbe probe(settings);

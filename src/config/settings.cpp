@@ -279,6 +279,12 @@ Settings Settings::load(const EnvMap& env) {
   if (s.smtp_from.find('@') == std::string::npos)
     throw ConfigError("SMTP_FROM", "'" + s.smtp_from + "' is not an email address; allowed: name@domain");
   read_bool(env, "SMTP_STARTTLS", s.smtp_starttls);
+  read_int(env, "EMAIL_MAX_ATTEMPTS", s.email_max_attempts, 1, 100);
+  read_int(env, "EMAIL_RETRY_INITIAL_MS", s.email_retry_initial_ms, 10, 3'600'000);
+  read_int(env, "EMAIL_RETRY_MAX_MS", s.email_retry_max_ms, 10, 24LL * 3'600'000);
+  if (s.email_retry_max_ms < s.email_retry_initial_ms)
+    throw ConfigError("EMAIL_RETRY_MAX_MS", std::to_string(s.email_retry_max_ms) + " is below EMAIL_RETRY_INITIAL_MS (" +
+                                                std::to_string(s.email_retry_initial_ms) + ")");
 
   read_int(env, "REMINDER_LEAD_SECONDS", s.reminder_lead_seconds, 0, 365LL * 24 * 3600);
   if (const auto* v = find(env, "LOG_LEVEL")) {
@@ -335,6 +341,9 @@ std::vector<std::pair<std::string, std::string>> Settings::describe() const {
       {"SMTP_PASSWORD", secret(smtp_password)},
       {"SMTP_FROM", smtp_from},
       {"SMTP_STARTTLS", b(smtp_starttls)},
+      {"EMAIL_MAX_ATTEMPTS", std::to_string(email_max_attempts)},
+      {"EMAIL_RETRY_INITIAL_MS", std::to_string(email_retry_initial_ms)},
+      {"EMAIL_RETRY_MAX_MS", std::to_string(email_retry_max_ms)},
       {"REMINDER_LEAD_SECONDS", std::to_string(reminder_lead_seconds)},
       {"LOG_LEVEL", log_level},
       {"LOG_FORMAT", log_format == LogFormat::json ? "json" : "text"},

@@ -87,6 +87,11 @@ struct Settings {
   std::string smtp_password;  // secret
   std::string smtp_from = "taskstream@localhost";
   bool smtp_starttls = false;
+  /// Email retries: attempts in all, and the backoff between them (doubling, ±25% jitter).
+  /// The defaults ride out an SMTP outage of about 90 s.
+  int email_max_attempts = 8;
+  std::int64_t email_retry_initial_ms = 1000;
+  std::int64_t email_retry_max_ms = 30'000;
   // Scheduling and logs
   std::int64_t reminder_lead_seconds = 3600;
   std::string log_level = "info";

@@ -138,6 +138,17 @@ CREATE TABLE reminders_sent (
 );
 CREATE INDEX tasks_due_open ON tasks (due_at, id) WHERE status <> 'done' AND due_at IS NOT NULL;
 )sql",
+    // 4: the email queue (see the SQLite migration 4 for the why).
+    R"sql(
+ALTER TABLE notifications ADD COLUMN source_topic text NOT NULL DEFAULT '';
+ALTER TABLE notifications ADD COLUMN source_partition integer NOT NULL DEFAULT -1;
+ALTER TABLE notifications ADD COLUMN source_offset bigint NOT NULL DEFAULT -1;
+ALTER TABLE notification_channels ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE notification_channels ADD COLUMN next_attempt_ms bigint NOT NULL DEFAULT 0;
+ALTER TABLE notification_channels ADD COLUMN first_failure text;
+CREATE INDEX notification_emails_due ON notification_channels (next_attempt_ms)
+  WHERE channel = 'email' AND status = 'pending';
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -450,7 +461,8 @@ std::vector<Notification> query_notifications(Connection& conn, std::string_view
                                               const std::vector<Param>& params) {
   const auto r = conn.query(
       fmt::format("SELECT n.id, n.user_id, n.task_id, n.type, n.title, n.message, n.email, n.event_id, n.read_at, "
-                  "n.created_at, c.channel, c.status, c.detail, c.updated_at "
+                  "n.created_at, n.source_topic, n.source_partition, n.source_offset, "
+                  "c.channel, c.status, c.detail, c.updated_at "
                   "FROM (SELECT * FROM notifications {}) n "
                   "LEFT JOIN notification_channels c ON c.notification_id = n.id "
                   "ORDER BY n.created_at DESC, n.id DESC, c.position",
@@ -472,10 +484,13 @@ std::vector<Notification> query_notifications(Connection& conn, std::string_view
       n.read_at = r.optional_text(i, 8);
       n.read = n.read_at.has_value();
       n.created_at = r.text(i, 9);
+      n.source_topic = r.text(i, 10);
+      n.source_partition = static_cast<std::int32_t>(r.int64(i, 11));
+      n.source_offset = r.int64(i, 12);
       out.push_back(std::move(n));
     }
-    if (!r.is_null(i, 10)) {
-      out.back().channels.push_back(ChannelStatus{r.text(i, 10), r.text(i, 11), r.text(i, 12), r.text(i, 13)});
+    if (!r.is_null(i, 13)) {
+      out.back().channels.push_back(ChannelStatus{r.text(i, 13), r.text(i, 14), r.text(i, 15), r.text(i, 16)});
     }
   }
   return out;
@@ -871,10 +886,12 @@ std::pair<Notification, bool> PostgresStore::create_notification(const std::stri
       return {existing ? std::move(*existing) : stored, false};
     }
     const auto inserted = conn.query(
-        "INSERT INTO notifications (id, user_id, task_id, type, title, message, email, event_id, read_at, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING RETURNING 1",
+        "INSERT INTO notifications (id, user_id, task_id, type, title, message, email, event_id, read_at, created_at, "
+        "source_topic, source_partition, source_offset) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING RETURNING 1",
         {stored.id, stored.user_id, stored.task_id, stored.type, stored.title, stored.message, stored.email,
-         stored.event_id, stored.read_at, stored.created_at});
+         stored.event_id, stored.read_at, stored.created_at, stored.source_topic,
+         param(static_cast<std::int64_t>(stored.source_partition)), param(stored.source_offset)});
     if (inserted.rows() == 0) {  // another consumer group created it
       return {*load_notification(conn, "event_id", stored.event_id), false};
     }
@@ -910,6 +927,35 @@ void PostgresStore::set_channel_status(const std::string& notification_id, const
 
 std::optional<Notification> PostgresStore::get_notification(const std::string& notification_id) {
   return impl_->read([&](Connection& conn) { return load_notification(conn, "id", notification_id); });
+}
+
+std::vector<EmailClaim> PostgresStore::claim_due_emails(std::int64_t now_ms, std::int64_t lease_ms, int limit) {
+  limit = std::clamp(limit, 1, 1000);
+  return impl_->write([&](Connection& conn) {
+    // SKIP LOCKED: instances claiming at once take disjoint rows instead of queueing.
+    const auto r = conn.query(
+        "UPDATE notification_channels c SET attempts = c.attempts + 1, next_attempt_ms = $2 "
+        "FROM (SELECT notification_id FROM notification_channels WHERE channel = 'email' AND status = 'pending' "
+        "AND next_attempt_ms <= $1 ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) due "
+        "WHERE c.notification_id = due.notification_id AND c.channel = 'email' "
+        "RETURNING c.notification_id, c.attempts, c.first_failure",
+        {param(now_ms), param(now_ms + lease_ms), param(static_cast<std::int64_t>(limit))});
+    std::vector<EmailClaim> out;
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back({r.text(i, 0), static_cast<int>(r.int64(i, 1)), r.optional_text(i, 2)});
+    return out;
+  });
+}
+
+void PostgresStore::retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms,
+                                      const std::string& detail, const std::string& now) {
+  impl_->write([&](Connection& conn) {
+    conn.query(
+        "UPDATE notification_channels SET next_attempt_ms = $2, detail = $3, updated_at = $4, "
+        "first_failure = coalesce(first_failure, $4) "
+        "WHERE notification_id = $1 AND channel = 'email' AND status = 'pending'",
+        {notification_id, param(next_attempt_ms), detail, now});
+  });
 }
 
 std::vector<Notification> PostgresStore::list_notifications(const std::string& user_id, bool unread_only, int limit) {

@@ -133,6 +133,21 @@ CREATE TABLE reminders_sent (
 );
 CREATE INDEX tasks_due_open ON tasks (due_at, id) WHERE status <> 'done' AND due_at IS NOT NULL;
 )sql",
+    // 4: the email queue. A pending email channel is a queue entry: claim_due_emails leases
+    // it (attempts + 1, next_attempt_ms pushed past the lease) and a failed attempt
+    // reschedules it, so SMTP trouble never holds up the Kafka consumer. A notification
+    // remembers the request's position so an email that runs out of attempts can be
+    // dead-lettered with it.
+    R"sql(
+ALTER TABLE notifications ADD COLUMN source_topic TEXT NOT NULL DEFAULT '';
+ALTER TABLE notifications ADD COLUMN source_partition INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE notifications ADD COLUMN source_offset INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE notification_channels ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE notification_channels ADD COLUMN next_attempt_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE notification_channels ADD COLUMN first_failure TEXT;
+CREATE INDEX notification_emails_due ON notification_channels (next_attempt_ms)
+  WHERE channel = 'email' AND status = 'pending';
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -403,7 +418,8 @@ bool mark_processed(Connection& conn, Statement& s, const std::string& event_id)
 std::vector<Notification> query_notifications(Connection& conn, std::string_view filter,
                                               const std::function<void(Statement&)>& bind) {
   Statement s(conn, fmt::format("SELECT n.id, n.user_id, n.task_id, n.type, n.title, n.message, n.email, n.event_id, "
-                                "n.read_at, n.created_at, c.channel, c.status, c.detail, c.updated_at "
+                                "n.read_at, n.created_at, n.source_topic, n.source_partition, n.source_offset, "
+                                "c.channel, c.status, c.detail, c.updated_at "
                                 "FROM (SELECT * FROM notifications {}) n "
                                 "LEFT JOIN notification_channels c ON c.notification_id = n.id "
                                 "ORDER BY n.created_at DESC, n.id DESC, c.position",
@@ -425,9 +441,12 @@ std::vector<Notification> query_notifications(Connection& conn, std::string_view
       n.read_at = s.optional_text(8);
       n.read = n.read_at.has_value();
       n.created_at = s.text(9);
+      n.source_topic = s.text(10);
+      n.source_partition = static_cast<std::int32_t>(s.int64(11));
+      n.source_offset = s.int64(12);
       out.push_back(std::move(n));
     }
-    if (!s.is_null(10)) out.back().channels.push_back(ChannelStatus{s.text(10), s.text(11), s.text(12), s.text(13)});
+    if (!s.is_null(13)) out.back().channels.push_back(ChannelStatus{s.text(13), s.text(14), s.text(15), s.text(16)});
   }
   return out;
 }
@@ -749,10 +768,12 @@ std::pair<Notification, bool> SqliteStore::create_notification(const std::string
     }
     Statement insert(conn,
                      "INSERT INTO notifications (id, user_id, task_id, type, title, message, email, event_id, read_at, "
-                     "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING");
+                     "created_at, source_topic, source_partition, source_offset) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (event_id) DO NOTHING");
     insert.bind(1, stored.id).bind(2, stored.user_id).bind(3, stored.task_id).bind(4, stored.type);
     insert.bind(5, stored.title).bind(6, stored.message).bind(7, stored.email).bind(8, stored.event_id);
-    insert.bind(9, stored.read_at).bind(10, stored.created_at).run();
+    insert.bind(9, stored.read_at).bind(10, stored.created_at).bind(11, stored.source_topic);
+    insert.bind(12, static_cast<std::int64_t>(stored.source_partition)).bind(13, stored.source_offset).run();
     if (sqlite3_changes(conn.handle()) == 0) {  // another consumer group created it
       return {*load_notification(conn, "event_id", stored.event_id), false};
     }
@@ -782,6 +803,32 @@ void SqliteStore::set_channel_status(const std::string& notification_id, const s
 
 std::optional<Notification> SqliteStore::get_notification(const std::string& notification_id) {
   return impl_->read([&](Connection& conn) { return load_notification(conn, "id", notification_id); });
+}
+
+std::vector<EmailClaim> SqliteStore::claim_due_emails(std::int64_t now_ms, std::int64_t lease_ms, int limit) {
+  limit = std::clamp(limit, 1, 1000);
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "UPDATE notification_channels SET attempts = attempts + 1, next_attempt_ms = ?2 "
+                "WHERE rowid IN (SELECT rowid FROM notification_channels WHERE channel = 'email' AND status = 'pending' "
+                "AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?3) "
+                "RETURNING notification_id, attempts, first_failure");
+    s.bind(1, now_ms).bind(2, now_ms + lease_ms).bind(3, limit);
+    std::vector<EmailClaim> out;
+    while (s.step()) out.push_back({s.text(0), static_cast<int>(s.int64(1)), s.optional_text(2)});
+    return out;
+  });
+}
+
+void SqliteStore::retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms,
+                                    const std::string& detail, const std::string& now) {
+  impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "UPDATE notification_channels SET next_attempt_ms = ?2, detail = ?3, updated_at = ?4, "
+                "first_failure = coalesce(first_failure, ?4) "
+                "WHERE notification_id = ?1 AND channel = 'email' AND status = 'pending'");
+    s.bind(1, notification_id).bind(2, next_attempt_ms).bind(3, detail).bind(4, now).run();
+  });
 }
 
 std::vector<Notification> SqliteStore::list_notifications(const std::string& user_id, bool unread_only, int limit) {

@@ -120,7 +120,19 @@ struct Notification {
   bool read = false;     ///< exactly when read_at is set
   std::string created_at;
   std::optional<std::string> read_at;
+  /// Where the notification.request came from (empty/-1 when unknown): an email that runs
+  /// out of attempts is dead-lettered naming it.
+  std::string source_topic;
+  std::int32_t source_partition = -1;
+  std::int64_t source_offset = -1;
   bool operator==(const Notification&) const = default;
+};
+
+/// A pending email leased by claim_due_emails.
+struct EmailClaim {
+  std::string notification_id;
+  int attempts = 0;                          ///< counting this one
+  std::optional<std::string> first_failure;  ///< RFC 3339, set by the first retry_email_later
 };
 
 struct OutboxStats {
@@ -212,6 +224,19 @@ class Store {
   virtual void set_channel_status(const std::string& notification_id, const std::string& channel, const std::string& status,
                                   const std::string& detail, const std::string& now) = 0;
   virtual std::optional<Notification> get_notification(const std::string& notification_id) = 0;
+
+  // The email queue (migration 4): every `email` channel in status `pending` is due at its
+  // next_attempt_ms (0 when created, so at once).
+  /// ONE transaction: leases up to `limit` (clamped to 1..1000) pending email channels due at
+  /// `now_ms` (Unix ms), oldest due first: each gets attempts + 1 and is due again only at
+  /// now_ms + lease_ms, so concurrent callers (other instances) never claim the same one
+  /// while the lease runs. An email whose sender died mid-send is claimed again when its
+  /// lease ends. Finish one with set_channel_status (sent/failed) or retry_email_later.
+  virtual std::vector<EmailClaim> claim_due_emails(std::int64_t now_ms, std::int64_t lease_ms, int limit) = 0;
+  /// A failed attempt: the email stays pending, due at `next_attempt_ms`, with `detail` as
+  /// the channel's detail; first_failure is set to `now` if it was unset.
+  virtual void retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms,
+                                 const std::string& detail, const std::string& now) = 0;
   /// The user's notifications, newest first (created_at desc, id desc), at most `limit`
   /// (clamped to 1..200), unread ones only when asked.
   virtual std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) = 0;

@@ -40,15 +40,16 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
     } else if (name == "notification") {
       o.group_id = settings.kafka_consumer_group_notification;
       o.topics = {settings.kafka_topic_notification_request};
-      // Small batches: an email is a network round trip, and a retried batch resends nothing
-      // already sent but does wait its backoff again.
-      o.max_batch = 50;
-      o.max_attempts = 6;
-      o.backoff_initial = std::chrono::milliseconds(500);
-      o.backoff_max = std::chrono::seconds(15);
-      if (!email_) email_ = std::make_unique<notify::SmtpSender>(settings);
+      // The handler only writes rows (email goes through the dispatcher's queue), so its
+      // batches can be as large as the audit consumer's.
+      o.max_batch = 500;
+      if (!email_) {
+        email_ = std::make_unique<notify::SmtpSender>(settings);
+        dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, *email_);
+      }
       entries_.push_back({name, o.group_id,
-                          std::make_unique<kafka::ConsumerRunner>(settings, o, notification_handler(settings, store, *email_, o.group_id))});
+                          std::make_unique<kafka::ConsumerRunner>(settings, o,
+                                                                  notification_handler(settings, store, dispatcher_.get(), o.group_id))});
     }
   }
 }
@@ -56,6 +57,7 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
 Consumers::~Consumers() { stop(); }
 
 void Consumers::start() {
+  if (dispatcher_) dispatcher_->start();
   for (auto& e : entries_) {
     e.runner->start();
     spdlog::info("consumer {} started (group {})", e.name, e.group);
@@ -64,6 +66,7 @@ void Consumers::start() {
 
 void Consumers::stop() {
   for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) it->runner->stop();
+  if (dispatcher_) dispatcher_->stop();
 }
 
 }  // namespace taskstream::workers

@@ -13,6 +13,7 @@
 #include "kafka/consumer_runner.hpp"
 #include "notify/email.hpp"
 #include "storage/store.hpp"
+#include "workers/email_dispatcher.hpp"
 
 namespace taskstream::workers {
 
@@ -34,9 +35,12 @@ class Consumers final {
     std::unique_ptr<kafka::ConsumerRunner> runner;
   };
   const std::vector<Entry>& entries() const noexcept { return entries_; }
+  /// Null unless the notification consumer runs here.
+  const EmailDispatcher* email_dispatcher() const noexcept { return dispatcher_.get(); }
 
  private:
   std::unique_ptr<notify::EmailSender> email_;
+  std::unique_ptr<EmailDispatcher> dispatcher_;  ///< runs where the notification consumer runs
   std::vector<Entry> entries_;
 };
 

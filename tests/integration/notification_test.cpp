@@ -1,15 +1,17 @@
 // The notification consumer with the real broker and the real SMTP server: one row per
 // request with per-channel status, one email with the right To/From/Subject/body, none
-// again for a redelivered request, seed-shaped requests accepted; the notification routes.
+// again for a redelivered request, seed-shaped requests accepted; the notification routes;
+// an SMTP outage that other requests do not wait for; an email out of attempts dead-lettered.
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
+#include "kafka/tail.hpp"
 #include "serve_process.hpp"
+#include "smtp_env.hpp"
 
 using namespace taskstream;
 using nlohmann::json;
@@ -17,28 +19,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string maildir() {
-  const char* d = std::getenv("TASKSTREAM_SMTP_MAILDIR");
-  return d && *d ? d : TASKSTREAM_SOURCE_DIR "/var/smtp/mail";
-}
-
-/// Messages in the SMTP server's mail dir that contain `needle`.
-std::vector<std::string> mails_with(const std::string& needle) {
-  std::vector<std::string> out;
-  if (!std::filesystem::exists(maildir())) return out;
-  for (const auto& f : std::filesystem::directory_iterator(maildir())) {
-    if (f.path().extension() != ".eml") continue;
-    std::ifstream in(f.path());
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    if (text.find(needle) != std::string::npos) out.push_back(text);
-  }
-  return out;
-}
+using itest::mails_with;
 
 itest::ServeProcess serve_with_smtp() {
-  const char* port = std::getenv("SMTP_TEST_PORT");
   return itest::ServeProcess(std::map<std::string, std::string>{
-      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", port && *port ? port : "2525"}, {"SMTP_FROM", "tasks@taskstream.test"}});
+      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", itest::shared_smtp_port()}, {"SMTP_FROM", "tasks@taskstream.test"}});
 }
 
 }  // namespace
@@ -109,5 +94,110 @@ TEST(Notifications, SeedShapedRequestGoesToTheRegisteredAddress) {
     auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
     return items.size() == 1 && items[0]["channels"][1]["status"] == "sent";
   }, 30s));
+  EXPECT_EQ(serve.stop(), 0);
+}
+
+namespace {
+
+json email_request(const std::string& user, const std::string& subject, const std::string& to) {
+  return json{{"event_id", events::new_event_id()}, {"user_id", user}, {"task_id", nullptr}, {"type", "deadline_reminder"},
+              {"title", subject}, {"message", "Body of " + subject}, {"channels", {"in_app", "email"}}, {"email", to}};
+}
+
+json channel_of(const json& notification, const std::string& name) {
+  for (const auto& c : notification["channels"])
+    if (c["channel"] == name) return c;
+  return json();
+}
+
+}  // namespace
+
+TEST(Notifications, SmtpDownThirtySecondsThenBackSendsTheEmailOnceAndNothingStalls) {
+  const auto smtp_port = itest::free_port();  // nothing listens there yet: connection refused
+  auto serve = itest::ServeProcess(std::map<std::string, std::string>{
+      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", std::to_string(smtp_port)}, {"SMTP_FROM", "tasks@taskstream.test"},
+      {"EMAIL_RETRY_INITIAL_MS", "1000"}, {"EMAIL_RETRY_MAX_MS", "4000"}, {"EMAIL_MAX_ATTEMPTS", "40"}});
+  auto [user, token] = serve.new_user("outage");
+  const std::string subject = "During the outage " + itest::unique_name("s");
+  kafka::Producer producer(itest::kafka_settings());
+  const auto down_since = std::chrono::steady_clock::now();
+  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), email_request(user, subject, "outage@example.com"), user));
+
+  // While the email waits: five more requests for the same user (so the same partition, right
+  // behind it) and a task change for the audit consumer all go through at once.
+  for (int i = 0; i < 5; ++i) {
+    json r{{"event_id", events::new_event_id()}, {"user_id", user}, {"type", "info"}, {"title", "meanwhile " + std::to_string(i)},
+           {"message", "in-app only"}, {"channels", {"in_app"}}};
+    ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), r, user));
+  }
+  auto created = serve.call("POST", "/tasks", json{{"title", "audited during the outage"}}.dump(), token);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string task_id = created.json()["id"];
+  json items;
+  ASSERT_TRUE(itest::wait_until([&] {
+    items = serve.call("GET", "/notifications?limit=50", {}, token).json()["items"];
+    return items.size() == 6 && serve.call("GET", "/tasks/" + task_id + "/history", {}, token).json()["items"].size() == 1;
+  }, 15s)) << items.dump() << serve.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - down_since, 20s) << "the other requests waited for the email";
+  json email;
+  for (const auto& n : items)
+    if (n["title"] == subject) email = channel_of(n, "email");
+  EXPECT_EQ(email["status"], "pending") << items.dump();
+  EXPECT_NE(email["detail"].get<std::string>().find("retrying"), std::string::npos) << email.dump();
+
+  std::this_thread::sleep_until(down_since + 30s);
+  itest::PrivateSmtpServer smtp(smtp_port, (std::filesystem::temp_directory_path() / itest::unique_name("mail")).string());
+  ASSERT_TRUE(itest::wait_until([&] {
+    const auto list = serve.call("GET", "/notifications?limit=50", {}, token).json();  // named: a range-for over a temporary's member dangles
+    for (const auto& n : list["items"])
+      if (n["title"] == subject) return channel_of(n, "email")["status"] == "sent";
+    return false;
+  }, 30s)) << serve.log();
+  std::this_thread::sleep_for(2s);  // a second copy would have arrived by now
+  const auto mails = mails_with(subject, smtp.mail_dir());
+  ASSERT_EQ(mails.size(), 1u);
+  EXPECT_NE(mails[0].find("To: outage@example.com"), std::string::npos) << mails[0];
+  EXPECT_EQ(serve.stop(), 0);
+}
+
+TEST(Notifications, EmailOutOfAttemptsIsDeadLetteredAndTheRowSaysFailed) {
+  auto serve = itest::ServeProcess(std::map<std::string, std::string>{
+      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", itest::shared_smtp_port()}, {"SMTP_FROM", "tasks@taskstream.test"},
+      {"EMAIL_RETRY_INITIAL_MS", "100"}, {"EMAIL_RETRY_MAX_MS", "200"}, {"EMAIL_MAX_ATTEMPTS", "3"}});
+  auto [user, token] = serve.new_user("tempfail");
+  const std::string subject = "Never accepted " + itest::unique_name("s");
+  const auto request = email_request(user, subject, "tempfail-always@example.com");  // the server answers 451
+  kafka::Producer producer(itest::kafka_settings());
+  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  json email;
+  ASSERT_TRUE(itest::wait_until([&] {
+    auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
+    if (items.size() != 1) return false;
+    email = channel_of(items[0], "email");
+    return email["status"] == "failed";
+  }, 30s)) << email.dump() << serve.log();
+  EXPECT_NE(email["detail"].get<std::string>().find("retries exhausted after 3 attempts"), std::string::npos) << email.dump();
+
+  std::vector<std::map<std::string, std::string>> headers;
+  std::string payload;
+  std::atomic<bool> stop{false};
+  kafka::tail(itest::kafka_settings(), serve.topic("notification.request") + ".dlq",
+              {.from_beginning = true, .max_messages = 1, .idle_timeout = 20s},
+              [&](const kafka::Message& m) {
+                payload = std::string(m.payload());
+                headers.emplace_back();
+                for (const auto& [k, v] : m.headers()) headers.back()[std::string(k)] = std::string(v);
+                return true;
+              },
+              stop);
+  ASSERT_EQ(headers.size(), 1u);
+  EXPECT_EQ(headers[0]["dlq.reason"], "email_failed");
+  EXPECT_EQ(headers[0]["dlq.error_class"], "retries_exhausted");
+  EXPECT_EQ(headers[0]["dlq.attempts"], "3");
+  EXPECT_EQ(headers[0]["dlq.source_topic"], serve.topic("notification.request"));
+  EXPECT_EQ(headers[0]["dlq.source_offset"], "0");
+  EXPECT_FALSE(headers[0]["dlq.first_failure"].empty());
+  EXPECT_EQ(json::parse(payload)["event_id"], request["event_id"]);
+  EXPECT_EQ(json::parse(payload)["title"], subject);
   EXPECT_EQ(serve.stop(), 0);
 }

@@ -144,6 +144,31 @@ class ServeProcess final {
     }
   }
 
+  /// Waits for the process to end by itself: the signal that ended it, 0 for an exit, or -1
+  /// when it is still running after `deadline`.
+  int wait_exit(std::chrono::seconds deadline) {
+    if (pid_ <= 0) return 0;
+    int status = 0;
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+  /// Starts it again (same port, database, topics and groups) after it stopped, with
+  /// `changes` applied to its environment (an empty value removes the variable).
+  void restart(const std::map<std::string, std::string>& changes = {}) {
+    stop();
+    for (const auto& [k, v] : changes) {
+      if (v.empty()) env_.erase(k);
+      else env_[k] = v;
+    }
+    start();
+  }
+  std::string database_url() const { return env_.at("DATABASE_URL"); }
+
   std::uint16_t port() const { return port_; }
   const std::string& prefix() const { return prefix_; }
   const std::map<std::string, std::string>& env() const { return env_; }

@@ -984,6 +984,69 @@ TEST_P(StoreTest, ConcurrentOverlappingAuditBatchesRecordEachEventOnce) {
 
 // ---- notifications
 
+TEST_P(StoreTest, EmailQueueLeasesEachDueEmailUntilItIsSentOrItsLeaseEnds) {
+  const auto alice = add_user("alice@example.com");
+  auto n = new_notification(alice.id, ts(1), {"in_app", "email"});
+  n.channels[0].status = "sent";
+  n.source_topic = "notification.request";
+  n.source_partition = 2;
+  n.source_offset = 41;
+  ASSERT_TRUE(store_->create_notification("notify", n).second);
+  EXPECT_EQ(store_->get_notification(n.id), n) << "the source position is kept";
+  auto no_email = new_notification(alice.id, ts(2), {"in_app", "email"});
+  no_email.channels[1].status = "skipped";
+  store_->create_notification("notify", no_email);
+
+  auto claims = store_->claim_due_emails(1000, 500, 10);
+  ASSERT_EQ(claims.size(), 1u) << "only the pending email channel";
+  EXPECT_EQ(claims[0].notification_id, n.id);
+  EXPECT_EQ(claims[0].attempts, 1);
+  EXPECT_FALSE(claims[0].first_failure.has_value());
+  EXPECT_TRUE(store_->claim_due_emails(1499, 500, 10).empty()) << "leased";
+  claims = store_->claim_due_emails(1500, 500, 10);
+  ASSERT_EQ(claims.size(), 1u) << "the lease ended (a sender died mid-send)";
+  EXPECT_EQ(claims[0].attempts, 2);
+
+  store_->retry_email_later(n.id, 5000, "attempt 2 failed", ts(3));
+  auto stored = store_->get_notification(n.id);
+  EXPECT_EQ(stored->channels[1].status, "pending");
+  EXPECT_EQ(stored->channels[1].detail, "attempt 2 failed");
+  EXPECT_TRUE(store_->claim_due_emails(4999, 500, 10).empty());
+  claims = store_->claim_due_emails(5000, 500, 10);
+  ASSERT_EQ(claims.size(), 1u);
+  EXPECT_EQ(claims[0].attempts, 3);
+  EXPECT_EQ(claims[0].first_failure, ts(3));
+  store_->retry_email_later(n.id, 6000, "attempt 3 failed", ts(4));
+  EXPECT_EQ(store_->claim_due_emails(6000, 500, 10).at(0).first_failure, ts(3)) << "the first failure stays";
+
+  store_->set_channel_status(n.id, "email", "sent", "", ts(5));
+  EXPECT_TRUE(store_->claim_due_emails(1'000'000'000'000, 500, 10).empty()) << "sent: out of the queue";
+  store_->retry_email_later(n.id, 0, "late", ts(6));
+  EXPECT_EQ(store_->get_notification(n.id)->channels[1].status, "sent") << "a late retry does not reopen it";
+}
+
+TEST_P(StoreTest, EmailQueueClaimsFromManyThreadsNeverOverlap) {
+  const auto alice = add_user("alice@example.com");
+  constexpr int kEmails = 40;
+  for (int i = 0; i < kEmails; ++i) store_->create_notification("notify", new_notification(alice.id, ts(i), {"email"}));
+  std::mutex m;
+  std::vector<std::string> claimed;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (;;) {
+        auto c = store_->claim_due_emails(1000, 60'000, 3);
+        if (c.empty()) return;
+        std::lock_guard lock(m);
+        for (auto& e : c) claimed.push_back(e.notification_id);
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::sort(claimed.begin(), claimed.end());
+  EXPECT_EQ(claimed.size(), static_cast<std::size_t>(kEmails));
+  EXPECT_EQ(std::adjacent_find(claimed.begin(), claimed.end()), claimed.end()) << "an email was claimed twice";
+}
+
 TEST_P(StoreTest, CreateNotificationIsIdempotentPerEvent) {
   const auto alice = add_user("alice@example.com");
   const auto n = new_notification(alice.id, ts(1), {"in_app", "email"});
@@ -1308,7 +1371,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
       << "no audit_log before migration 2";
 
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 3);
+  EXPECT_EQ(new_version.schema_version(), 4);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
   EXPECT_EQ(new_version.outbox_stats().waiting, 2);
   EXPECT_EQ(new_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), 1u);
@@ -1317,7 +1380,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 3);
+  EXPECT_EQ(new_version.schema_version(), 4);
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);
   EXPECT_EQ(new_version.get_notification(n.id), n);
   EXPECT_FALSE(new_version.create_user("old@example.com", "h").has_value());

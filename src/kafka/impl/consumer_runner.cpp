@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -75,6 +77,7 @@ struct ConsumerRunner::Impl {
   std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0};
 
   std::mt19937_64 rng{std::random_device{}()};
+  bool kill_before_commit = false;  // TASKSTREAM_FAILPOINT (tests only)
 
   // ---- poll thread -------------------------------------------------------------------
 
@@ -158,6 +161,15 @@ struct ConsumerRunner::Impl {
     std::lock_guard lock(mutex);
     if (!batch_done || offsets_stored) return;
     offsets_stored = true;
+    if (batch_completed && kill_before_commit && !batch.empty()) {
+      // Fault injection (TASKSTREAM_FAILPOINT=kill_before_commit): die after the batch's
+      // effects and before its offsets are stored, as a crash there would. The pause lets
+      // effects that follow the handler (the email dispatcher's send) happen first.
+      spdlog::critical("consumer {}: failpoint kill_before_commit: SIGKILL after {} message(s)", opt.group_id, batch.size());
+      spdlog::default_logger()->flush();
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      std::raise(SIGKILL);
+    }
     if (batch_completed) store_offsets(batch);
     batch.clear();
     batch_ready = false;
@@ -421,6 +433,7 @@ void ConsumerRunner::start() {
   for (const auto& t : impl_->opt.topics) rd_kafka_topic_partition_list_add(topics.list, t.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.list))
     throw KafkaException(impl::make_error(err, "subscribe"));
+  if (const char* fp = std::getenv("TASKSTREAM_FAILPOINT")) impl_->kill_before_commit = std::string_view(fp) == "kill_before_commit";
   impl_->stop_requested = false;
   impl_->abort_retries = false;
   impl_->worker_exit = false;
