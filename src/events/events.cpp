@@ -143,12 +143,14 @@ std::optional<std::int64_t> optional_seq(const json& doc) {
     schema_error("seq", "must be a non-negative integer");
 }
 
-json require_object(const json& doc, const char* name) {
-    const auto& value = require(doc, name);
+// Moves the member out of `doc` (the parsers are done with it), so a large task snapshot is
+// not copied.
+json require_object(json& doc, const char* name) {
+    auto& value = const_cast<json&>(require(doc, name));
     if (!value.is_object()) {
         schema_error(name, "must be a JSON object");
     }
-    return value;
+    return std::move(value);
 }
 
 // Checked before anything else so that a message of a type we do not know yet is
@@ -192,7 +194,7 @@ std::string_view action_for(std::string_view type) noexcept {
 }
 
 TaskEvent parse_task_event(std::string_view payload, const SourcePosition& pos) {
-    const auto doc = parse_object(payload);
+    auto doc = parse_object(payload);
     TaskEvent event;
     event.type = require_task_type(doc);
     const auto expected_action = action_for(event.type);
@@ -215,7 +217,7 @@ TaskEvent parse_task_event(std::string_view payload, const SourcePosition& pos) 
 }
 
 TaskUpdateEvent parse_task_update(std::string_view payload, const SourcePosition& pos) {
-    const auto doc = parse_object(payload);
+    auto doc = parse_object(payload);
     TaskUpdateEvent event;
     event.type = require_task_type(doc);
     event.event_id = event_id_or_derived(doc, pos);
