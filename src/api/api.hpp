@@ -30,12 +30,17 @@ struct ApiContext {
   outbox::Relay* relay = nullptr;            ///< woken after each committed change
   std::function<bool()> kafka_ready;          ///< blocking; null when Kafka is disabled
   Metrics* metrics = nullptr;                 ///< for /metrics
+  /// The WebSocket hub has its partitions; null where no hub runs (the worker).
+  std::function<bool()> websocket_ready = {};
 };
 
 /// Adds every route of section 4 this build serves, and the authenticator.
 void register_routes(http::Router& router, ApiContext& ctx);
 /// Only /healthz, /readyz, /metrics and /openapi.json (what `worker` serves).
 void register_operations_routes(http::Router& router, ApiContext& ctx);
+/// GET / (the web page from web/, or TASKSTREAM_WEB_DIR), GET /static/{file}, and GET /ws
+/// for requests that are not upgrades (426; the upgrade itself goes to ws::Hub).
+void register_web_routes(http::Router& router);
 
 /// A notification as the API returns it (also pushed to WebSocket clients).
 nlohmann::json notification_to_json(const storage::Notification& n);

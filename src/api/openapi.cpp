@@ -66,6 +66,17 @@ const std::map<std::string, json>& operations() {
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
     m["GET /metrics"] = {{"summary", "Prometheus metrics"}, {"security", json::array()},
                          {"responses", {{"200", {{"description", "Prometheus text format"}, {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}}}}}};
+    m["GET /"] = {{"summary", "The web page"}, {"security", json::array()},
+                  {"responses", {{"200", {{"description", "HTML"}, {"content", {{"text/html", {{"schema", {{"type", "string"}}}}}}}}}}}};
+    m["GET /static/{file}"] = {{"summary", "The web page's scripts and styles"}, {"security", json::array()},
+                               {"parameters", json::array({{{"name", "file"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}})},
+                               {"responses", {{"200", {{"description", "The file"}}}, {"404", problem("No such file")}}}};
+    m["GET /ws"] = {{"summary", "WebSocket upgrade: Authorization: Bearer <token> or subprotocols [\"bearer\", <token>]; "
+                                "frames as in SPEC section 6"},
+                    {"security", json::array()},
+                    {"responses", {{"101", {{"description", "Switching protocols"}}}, {"401", problem("Missing, bad or expired token")},
+                                   {"403", problem("Foreign Origin")}, {"426", problem("Not a WebSocket upgrade")},
+                                   {"429", problem("Too many sockets for this user")}}}};
     m["GET /openapi.json"] = {{"summary", "This document"}, {"security", json::array()}, {"responses", {{"200", answer("OpenAPI 3 document")}}}};
     return m;
   }();

@@ -348,6 +348,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
   });
 
   register_operations_routes(router, ctx);
+  register_web_routes(router);
 }
 
 void register_operations_routes(http::Router& router, ApiContext& ctx) {
@@ -365,9 +366,10 @@ void register_operations_routes(http::Router& router, ApiContext& ctx) {
       c["database"] = db ? "ok" : "unavailable";
       if (ctx.kafka_ready) c["kafka"] = ctx.kafka_ready() ? "ok" : "unavailable";
       else c["kafka"] = "disabled";
+      if (ctx.websocket_ready) c["websocket"] = ctx.websocket_ready() ? "ok" : "starting";
       return c;
     });
-    bool ready = checks["database"] == "ok" && checks["kafka"] != "unavailable";
+    bool ready = checks["database"] == "ok" && checks["kafka"] != "unavailable" && checks.value("websocket", "ok") == "ok";
     co_return Response::json(ready ? 200 : 503, {{"status", ready ? "ready" : "not ready"}, {"checks", checks}});
   });
 

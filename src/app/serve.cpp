@@ -20,6 +20,7 @@
 #include "reminders/scheduler.hpp"
 #include "storage/store.hpp"
 #include "workers/consumers.hpp"
+#include "ws/hub.hpp"
 
 namespace taskstream::app {
 namespace {
@@ -135,7 +136,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(relay.stats().failed); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
-  if (settings.kafka_enabled) ctx.kafka_ready = [&probe] { return probe.ready(); };
+
   http::Router router;
   api::register_routes(router, ctx);
 
@@ -144,9 +145,23 @@ int serve(config::Settings settings, const ServeOptions& options) {
   http::ServerOptions so;
   so.host = settings.http_host;
   so.port = settings.http_port;
+  ws::Hub hub(settings, *store, jwt, blocking_pool);
+  metrics.add_gauge("websocket_connections", "WebSocket connections open on this instance.", "gauge",
+                    [&] { return static_cast<double>(hub.stats().sockets); });
+  metrics.add_gauge("websocket_frames_sent_total", "Frames sent to WebSocket clients.", "counter",
+                    [&] { return static_cast<double>(hub.stats().frames_sent); });
+  metrics.add_gauge("websocket_overflow_closes_total", "Sockets closed because their send queue overflowed.", "counter",
+                    [&] { return static_cast<double>(hub.stats().overflow_closes); });
   http::Server server(io, router, so, [&](const http::Request& req, std::string_view route, int status, std::chrono::nanoseconds took) {
     metrics.observe_request(req.method, std::string(route), status, took);
     spdlog::debug("{} {} {} {:.3f} ms request_id={}", req.method, req.path, status, took.count() / 1e6, req.request_id);
+  });
+  if (settings.kafka_enabled) ctx.kafka_ready = [&probe] { return probe.ready(); };
+  // Ready for traffic once the hub's consumer has its partitions too.
+  ctx.websocket_ready = [&hub] { return hub.ready(); };
+  server.set_upgrade_handler([&hub](http::Request& req, boost::beast::tcp_stream& stream,
+                                   boost::beast::http::request<boost::beast::http::string_body>& raw) {
+    return hub.on_upgrade(req, stream, raw);
   });
   try {
     server.start();
@@ -156,6 +171,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   }
   relay.start();
   consumers.start();
+  hub.start();
   reminder_scheduler.start();
   spdlog::info("taskstream serving on http://{}:{} (database {}, Kafka {})", settings.http_host, server.port(),
                settings.database.kind == config::DatabaseKind::sqlite ? "SQLite" : "PostgreSQL",
@@ -172,6 +188,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
       const auto until = std::chrono::steady_clock::now() + options.stop_deadline;
       auto left = [&] { return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())); };
       if (!server.wait_idle(left() / 3)) spdlog::warn("stopping with {} request(s) unfinished", server.in_flight());
+      hub.stop();  // sockets get 1001 going away; clients reconnect elsewhere and resume
       reminder_scheduler.stop();
       consumers.stop();  // each commits what it handled; bounded by its own deadline
       if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);

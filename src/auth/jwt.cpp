@@ -93,6 +93,10 @@ std::string JwtCodec::issue(std::string_view subject, std::chrono::system_clock:
 std::string JwtCodec::verify(std::string_view token) const { return verify(token, std::chrono::system_clock::now()); }
 
 std::string JwtCodec::verify(std::string_view token, std::chrono::system_clock::time_point now) const {
+  return verify_claims(token, now).subject;
+}
+
+JwtCodec::Claims JwtCodec::verify_claims(std::string_view token, std::chrono::system_clock::time_point now) const {
   // Structure and alg are checked here, before libjwt, so that the reasons stay precise and
   // a foreign alg is refused whatever libjwt would do with it (1.10 accepts "none").
   if (token.empty() || token.size() > kMaxTokenBytes) throw AuthError("malformed token");
@@ -129,7 +133,7 @@ std::string JwtCodec::verify(std::string_view token, std::chrono::system_clock::
 
   const char* sub = jwt_get_grant(decoded.get(), "sub");
   if (sub == nullptr || *sub == '\0') throw AuthError("missing sub");
-  return std::string{sub};
+  return Claims{std::string{sub}, std::chrono::system_clock::time_point(std::chrono::seconds(exp))};
 }
 
 std::string bearer_token(std::string_view value) {

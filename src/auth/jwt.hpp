@@ -38,6 +38,13 @@ class JwtCodec final {
   /// Same, judging expiry at `now`.
   std::string verify(std::string_view token, std::chrono::system_clock::time_point now) const;
 
+  struct Claims {
+    std::string subject;
+    std::chrono::system_clock::time_point expires;
+  };
+  /// verify(), also returning when the token expires (a WebSocket closes then).
+  Claims verify_claims(std::string_view token,
+                       std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
   std::chrono::seconds ttl() const noexcept { return ttl_; }
 
  private:

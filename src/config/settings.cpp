@@ -286,6 +286,9 @@ Settings Settings::load(const EnvMap& env) {
     throw ConfigError("EMAIL_RETRY_MAX_MS", std::to_string(s.email_retry_max_ms) + " is below EMAIL_RETRY_INITIAL_MS (" +
                                                 std::to_string(s.email_retry_initial_ms) + ")");
 
+  read_int(env, "WS_SEND_QUEUE_MAX", s.ws_send_queue_max, 1, 1'000'000);
+  read_int(env, "WS_MAX_SOCKETS_PER_USER", s.ws_max_sockets_per_user, 1, 10'000);
+  read_int(env, "OUTBOX_RETENTION_HOURS", s.outbox_retention_hours, 1, 24LL * 365 * 10);
   read_int(env, "REMINDER_LEAD_SECONDS", s.reminder_lead_seconds, 0, 365LL * 24 * 3600);
   if (const auto* v = find(env, "LOG_LEVEL")) {
     auto l = lower(trim(*v));
@@ -344,6 +347,9 @@ std::vector<std::pair<std::string, std::string>> Settings::describe() const {
       {"EMAIL_MAX_ATTEMPTS", std::to_string(email_max_attempts)},
       {"EMAIL_RETRY_INITIAL_MS", std::to_string(email_retry_initial_ms)},
       {"EMAIL_RETRY_MAX_MS", std::to_string(email_retry_max_ms)},
+      {"WS_SEND_QUEUE_MAX", std::to_string(ws_send_queue_max)},
+      {"WS_MAX_SOCKETS_PER_USER", std::to_string(ws_max_sockets_per_user)},
+      {"OUTBOX_RETENTION_HOURS", std::to_string(outbox_retention_hours)},
       {"REMINDER_LEAD_SECONDS", std::to_string(reminder_lead_seconds)},
       {"LOG_LEVEL", log_level},
       {"LOG_FORMAT", log_format == LogFormat::json ? "json" : "text"},

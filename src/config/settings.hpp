@@ -92,6 +92,12 @@ struct Settings {
   int email_max_attempts = 8;
   std::int64_t email_retry_initial_ms = 1000;
   std::int64_t email_retry_max_ms = 30'000;
+  // WebSocket (SPEC section 6)
+  int ws_send_queue_max = 1024;      ///< frames waiting per socket; beyond it the socket is closed
+  int ws_max_sockets_per_user = 16;  ///< per instance; one more is refused with 429
+  /// Published outbox rows are kept this long: a WebSocket resume from further back answers
+  /// recovered:false.
+  std::int64_t outbox_retention_hours = 168;
   // Scheduling and logs
   std::int64_t reminder_lead_seconds = 3600;
   std::string log_level = "info";

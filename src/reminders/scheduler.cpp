@@ -31,12 +31,24 @@ void Scheduler::start() {
   stopping_ = false;
   thread_ = std::thread([this] {
     std::unique_lock lock(mutex_);
+    auto next_prune = std::chrono::steady_clock::now();
     while (!stopping_) {
       lock.unlock();
       try {
         run_once();
       } catch (const std::exception& e) {
         spdlog::warn("reminders: {}", e.what());
+      }
+      if (std::chrono::steady_clock::now() >= next_prune) {
+        // Outbox retention: published rows older than OUTBOX_RETENTION_HOURS go (a resume
+        // from before them then answers recovered:false). Every 10 minutes is plenty.
+        next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+        try {
+          const auto cutoff = utc_millis(std::chrono::system_clock::now() - std::chrono::hours(settings_.outbox_retention_hours));
+          if (auto n = store_.prune_outbox(cutoff)) spdlog::info("outbox: pruned {} published row(s) before {}", n, cutoff);
+        } catch (const std::exception& e) {
+          spdlog::warn("outbox pruning: {}", e.what());
+        }
       }
       lock.lock();
       cv_.wait_for(lock, interval_, [&] { return stopping_; });

@@ -795,6 +795,23 @@ std::vector<OutboxRecord> PostgresStore::events_after(const std::string& user_id
   });
 }
 
+std::int64_t PostgresStore::user_last_seq(const std::string& user_id) {
+  return impl_->read([&](Connection& conn) -> std::int64_t {
+    const auto r = conn.query("SELECT last_seq FROM user_seq WHERE user_id = $1", {user_id});
+    return r.rows() ? r.int64(0, 0) : 0;
+  });
+}
+
+std::size_t PostgresStore::prune_outbox(const std::string& published_before) {
+  return impl_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        "WITH gone AS (DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        {published_before});
+    return static_cast<std::size_t>(r.int64(0, 0));
+  });
+}
+
 bool PostgresStore::processed(const std::string& consumer_group, const std::string& event_id) {
   return impl_->read([&](Connection& conn) {
     return conn.query("SELECT 1 FROM processed_events WHERE consumer_group = $1 AND event_id = $2",

@@ -719,6 +719,22 @@ std::vector<OutboxRecord> SqliteStore::events_after(const std::string& user_id, 
   });
 }
 
+std::int64_t SqliteStore::user_last_seq(const std::string& user_id) {
+  return impl_->read([&](Connection& conn) -> std::int64_t {
+    Statement s(conn, "SELECT last_seq FROM user_seq WHERE user_id = ?1");
+    s.bind(1, user_id);
+    return s.step() ? s.int64(0) : 0;
+  });
+}
+
+std::size_t SqliteStore::prune_outbox(const std::string& published_before) {
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn, "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?1");
+    s.bind(1, published_before).run();
+    return static_cast<std::size_t>(sqlite3_changes(conn.handle()));
+  });
+}
+
 bool SqliteStore::processed(const std::string& consumer_group, const std::string& event_id) {
   return impl_->read([&](Connection& conn) {
     Statement s(conn, "SELECT 1 FROM processed_events WHERE consumer_group = ?1 AND event_id = ?2");

@@ -56,6 +56,8 @@ class SqliteStore final : public Store {
   OutboxStats outbox_stats() override;
   std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
                                          int limit) override;
+  std::int64_t user_last_seq(const std::string& user_id) override;
+  std::size_t prune_outbox(const std::string& published_before) override;
 
   bool processed(const std::string& consumer_group, const std::string& event_id) override;
   std::size_t record_audit(const std::string& consumer_group, const std::vector<AuditEntry>& entries) override;

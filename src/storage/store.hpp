@@ -187,6 +187,13 @@ class Store {
   virtual std::vector<OutboxRecord> events_after(const std::string& user_id, const std::string& topic, std::int64_t after_seq,
                                                  int limit) = 0;
 
+  /// The user's last assigned seq (0 when the user has made no change).
+  virtual std::int64_t user_last_seq(const std::string& user_id) = 0;
+  /// Deletes published outbox rows whose published_at is before `published_before` (RFC 3339
+  /// UTC, API shape); unpublished rows always stay. Returns how many went. After this a
+  /// resume from before them cannot be served (the WebSocket says recovered:false).
+  virtual std::size_t prune_outbox(const std::string& published_before) = 0;
+
   // ---- consumers (idempotent: each consumer group applies an event_id once, recorded in
   // processed_events in the same transaction as the effect)
   /// Whether `consumer_group` processed `event_id`.

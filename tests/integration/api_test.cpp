@@ -288,10 +288,12 @@ TEST_P(Api, EachChangePutsItsEventsOnBothTopicsInSeqOrder) {
 
 TEST_P(Api, HealthReadinessMetricsAndOpenApi) {
   EXPECT_EQ(s().call("GET", "/healthz").status, 200);
-  auto ready = s().call("GET", "/readyz");
-  EXPECT_EQ(ready.status, 200) << ready.body;
+  itest::HttpResult ready;
+  // Ready once the WebSocket hub's consumer has joined its group (a moment after start).
+  EXPECT_TRUE(itest::wait_until([&] { return (ready = s().call("GET", "/readyz")).status == 200; }, std::chrono::seconds(30))) << ready.body;
   EXPECT_EQ(ready.json()["checks"]["database"], "ok");
   EXPECT_EQ(ready.json()["checks"]["kafka"], "ok");
+  EXPECT_EQ(ready.json()["checks"]["websocket"], "ok");
   auto metrics = s().call("GET", "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), std::string::npos) << metrics.body;

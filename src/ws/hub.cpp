@@ -1,0 +1,570 @@
+#include "ws/hub.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "events/events.hpp"
+
+namespace taskstream::ws {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
+using nlohmann::json;
+
+namespace {
+
+std::string make_instance_id() {
+  char host[64] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{}-{}-{:06x}", host, ::getpid(), rng() & 0xffffff);
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// Answers a refused upgrade with problem+json and closes; owns the stream meanwhile.
+void refuse(beast::tcp_stream& stream, const http::Request& req, int status, const std::string& detail) {
+  auto s = std::make_shared<beast::tcp_stream>(std::move(stream));
+  auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(status), 11);
+  res->set(bhttp::field::content_type, "application/problem+json");
+  res->set("X-Request-Id", req.request_id);
+  res->keep_alive(false);
+  res->body() = json{{"status", status}, {"title", std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status)))},
+                     {"detail", detail}}
+                    .dump();
+  res->prepare_payload();
+  s->expires_after(std::chrono::seconds(5));
+  bhttp::async_write(*s, *res, [s, res](beast::error_code, std::size_t) {
+    beast::error_code ec;
+    s->socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  });
+}
+
+}  // namespace
+
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& cors_origins) {
+  if (origin.empty()) return true;
+  if (!host.empty() && (origin == fmt::format("http://{}", host) || origin == fmt::format("https://{}", host))) return true;
+  for (const auto& o : cors_origins)
+    if (o == "*" || o == origin) return true;
+  return false;
+}
+
+// ---- Session --------------------------------------------------------------------------
+
+class Session final : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Hub& hub, beast::tcp_stream&& stream, std::string user_id, std::chrono::system_clock::time_point expires)
+      : hub_(hub), ws_(std::move(stream)), user_id_(std::move(user_id)), expires_(expires), expiry_(ws_.get_executor()) {}
+
+  ~Session() {
+    if (registered_) hub_.sockets--;
+  }
+
+  const std::string& user_id() const { return user_id_; }
+
+  void run(bhttp::request<bhttp::string_body> raw, bool bearer_subprotocol) {
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = std::chrono::seconds(10);
+    t.idle_timeout = std::chrono::seconds(30);  // a ping after 15 s of silence, dropped 15 s later
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.read_message_max(16 * 1024);
+    ws_.set_option(websocket::stream_base::decorator([bearer_subprotocol](websocket::response_type& res) {
+      res.set(bhttp::field::server, "taskstream");
+      if (bearer_subprotocol) res.set(bhttp::field::sec_websocket_protocol, "bearer");
+    }));
+    auto req = std::make_shared<bhttp::request<bhttp::string_body>>(std::move(raw));
+    ws_.async_accept(*req, [self = shared_from_this(), req](beast::error_code ec) { self->on_accept(ec); });
+  }
+
+  // Called from any thread: hop onto the session's strand.
+  void post_update(std::int64_t seq, std::shared_ptr<const std::string> frame) {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), seq, frame = std::move(frame)]() mutable {
+      self->on_update(seq, std::move(frame));
+    });
+  }
+  void post_other(std::shared_ptr<const std::string> frame) {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), frame = std::move(frame)]() mutable { self->enqueue(std::move(frame)); });
+  }
+  void post_close(websocket::close_code code, std::string reason) {
+    asio::post(ws_.get_executor(), [self = shared_from_this(), code, reason = std::move(reason)] { self->close(code, reason); });
+  }
+
+ private:
+  void on_accept(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("ws: handshake failed: {}", ec.message());
+      return;
+    }
+    registered_ = true;
+    hub_.sockets++;
+    // Registered before the current seq is read: an update committed meanwhile is held, then
+    // released or dropped in order, so nothing falls between the read and the first frame.
+    hub_.add(user_id_, shared_from_this());
+    catching_up_ = true;
+    fetch_current();
+    arm_expiry();
+    read();
+  }
+
+  void arm_expiry() {
+    const auto left = expires_ - std::chrono::system_clock::now();
+    expiry_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(left));
+    expiry_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->close(websocket::close_code::policy_error, "token expired");
+    });
+  }
+
+  void read() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return finish(ec);
+    const auto text = beast::buffers_to_string(in_.data());
+    in_.consume(in_.size());
+    const auto msg = json::parse(text, nullptr, false);
+    if (msg.is_object() && msg.value("type", "") == "resume") {
+      const auto it = msg.find("last_seq");
+      if (it != msg.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0) {
+        if (catching_up_) pending_resume_ = it->get<std::int64_t>();
+        else resume(it->get<std::int64_t>());
+      } else {
+        send_error("resume needs last_seq, an integer >= 0");
+      }
+    } else if (msg.is_object() && msg.value("type", "") == "ping") {
+      enqueue(std::make_shared<const std::string>(R"({"type":"pong"})"));
+    } else {
+      send_error("unknown message; expected {\"type\":\"resume\",\"last_seq\":N}");
+    }
+    read();
+  }
+
+  void send_error(const std::string& detail) {
+    enqueue(std::make_shared<const std::string>(json{{"type", "error"}, {"detail", detail}}.dump()));
+  }
+
+  // -- the seq stream
+
+  void on_update(std::int64_t seq, std::shared_ptr<const std::string> frame) {
+    if (closed_) return;
+    if (catching_up_) {
+      held_.emplace(seq, std::move(frame));
+      return;
+    }
+    if (seq <= last_seq_) return;  // sent already (a replay, or Kafka redelivering)
+    if (seq == last_seq_ + 1) {
+      last_seq_ = seq;
+      enqueue(std::move(frame));
+      return;
+    }
+    // A gap: what lies between comes from the DB (it committed before Kafka saw it).
+    held_.emplace(seq, std::move(frame));
+    hub_.gap_fills++;
+    fill_from_db();
+  }
+
+  /// Releases held updates in order; stops at a gap and fills it from the DB.
+  void release_held() {
+    while (!held_.empty()) {
+      auto it = held_.begin();
+      if (it->first <= last_seq_) {
+        held_.erase(it);
+        continue;
+      }
+      if (it->first != last_seq_ + 1) {
+        hub_.gap_fills++;
+        return fill_from_db();
+      }
+      last_seq_ = it->first;
+      enqueue(std::move(it->second));
+      held_.erase(it);
+    }
+    catching_up_ = false;
+    if (pending_resume_) {
+      const auto n = *pending_resume_;
+      pending_resume_.reset();
+      resume(n);
+    }
+  }
+
+  struct Replay {
+    std::int64_t current = 0;
+    std::vector<storage::OutboxRecord> rows;
+    std::string error;
+  };
+
+  /// Rows of the user's task-updates after `after` (all pages), and the user's current seq.
+  Replay read_replay(std::int64_t after) {
+    Replay r;
+    try {
+      r.current = hub_.store_.user_last_seq(user_id_);
+      for (;;) {
+        auto page = hub_.store_.events_after(user_id_, hub_.settings_.kafka_topic_task_updates, after, 1000);
+        if (page.empty()) break;
+        after = page.back().seq;
+        const bool last_page = page.size() < 1000;
+        for (auto& row : page) r.rows.push_back(std::move(row));
+        if (last_page || r.rows.size() >= 100'000) break;
+      }
+    } catch (const std::exception& e) {
+      r.error = e.what();
+    }
+    return r;
+  }
+
+  void fetch_current() {
+    catching_up_ = true;
+    asio::post(hub_.blocking_, [self = shared_from_this()] {
+      std::int64_t current = -1;
+      std::string error;
+      try {
+        current = self->hub_.store_.user_last_seq(self->user_id_);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(self->ws_.get_executor(), [self, current, error] {
+        if (!error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
+        self->last_seq_ = current;
+        self->release_held();
+      });
+    });
+  }
+
+  void fill_from_db() {
+    catching_up_ = true;
+    const auto after = last_seq_;
+    asio::post(hub_.blocking_, [self = shared_from_this(), after] {
+      auto replay = std::make_shared<Replay>(self->read_replay(after));
+      asio::post(self->ws_.get_executor(), [self, replay] {
+        if (!replay->error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
+        for (auto& row : replay->rows) {
+          const auto seq = row.seq;
+          if (seq != self->last_seq_ + 1) break;
+          self->last_seq_ = seq;
+          self->enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
+        }
+        // Whatever is still missing cannot be had: skip to the oldest held one rather than
+        // wait forever (only possible when rows were pruned under a lagging instance).
+        if (!self->held_.empty() && self->held_.begin()->first > self->last_seq_ + 1 &&
+            replay->current >= self->held_.begin()->first && replay->rows.empty()) {
+          spdlog::warn("ws: user {}: seq {}..{} no longer in the DB; skipping", self->user_id_, self->last_seq_ + 1,
+                       self->held_.begin()->first - 1);
+          self->last_seq_ = self->held_.begin()->first - 1;
+        }
+        self->release_held();
+      });
+    });
+  }
+
+  void resume(std::int64_t after) {
+    catching_up_ = true;
+    asio::post(hub_.blocking_, [self = shared_from_this(), after] {
+      auto replay = std::make_shared<Replay>(self->read_replay(after));
+      asio::post(self->ws_.get_executor(), [self, replay, after] {
+        if (!replay->error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
+        // Recovered when the rows after `after` are all there: they start at after+1 and
+        // run without a hole up to the current seq.
+        bool recovered = after <= replay->current;
+        std::int64_t expect = after + 1;
+        for (const auto& row : replay->rows) {
+          if (row.seq != expect) {
+            recovered = false;
+            break;
+          }
+          ++expect;
+        }
+        if (recovered && expect - 1 != replay->current) recovered = false;
+        if (recovered) {
+          self->last_seq_ = after;
+          for (auto& row : replay->rows) {
+            self->last_seq_ = row.seq;
+            self->enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
+          }
+        } else {
+          self->last_seq_ = std::max<std::int64_t>(replay->current, 0);
+        }
+        // Updates held meanwhile are newer than the DB read or already in it.
+        self->held_.erase(self->held_.begin(), self->held_.upper_bound(self->last_seq_));
+        self->enqueue(std::make_shared<const std::string>(
+            json{{"type", "resumed"}, {"recovered", recovered}, {"seq", self->last_seq_}}.dump()));
+        self->release_held();
+      });
+    });
+  }
+
+  // -- sending
+
+  /// Queues a frame. Live frames count against WS_SEND_QUEUE_MAX; replayed ones (a resume
+  /// or a gap fill, bounded by what the DB returned) do not, so a resume of a long absence
+  /// is not mistaken for a client that stopped reading.
+  void enqueue(std::shared_ptr<const std::string> frame, bool replay = false) {
+    if (closed_) return;
+    if (!replay && live_queued_ >= static_cast<std::size_t>(hub_.settings_.ws_send_queue_max)) {
+      hub_.overflow_closes++;
+      spdlog::warn("ws: user {}: send queue full ({} frames), disconnecting a client that does not read", user_id_, queue_.size());
+      // A write is stuck (the client does not read), so a close frame could not go out
+      // either: drop the connection.
+      closed_ = true;
+      beast::error_code ec;
+      beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(ws_).socket().close(ec);
+      return finish({});
+    }
+    queue_.push_back({std::move(frame), replay});
+    if (!replay) ++live_queued_;
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    if (queue_.empty()) {
+      writing_ = false;
+      if (close_after_write_) do_close();
+      return;
+    }
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(*queue_.front().frame), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->finish(ec);
+      self->hub_.frames_sent++;
+      if (!self->queue_.front().replay) --self->live_queued_;
+      self->queue_.pop_front();
+      self->write_next();
+    });
+  }
+
+  void close(websocket::close_code code, std::string reason) {
+    if (closed_) return;
+    close_reason_ = websocket::close_reason(code, reason);
+    close_after_write_ = true;
+    if (!writing_) do_close();
+  }
+
+  void do_close() {
+    if (closed_) return;
+    closed_ = true;
+    expiry_.cancel();
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code ec) { self->finish(ec); });
+  }
+
+  void finish(beast::error_code ec) {
+    if (ec && ec != websocket::error::closed && ec != asio::error::operation_aborted && ec != asio::error::eof)
+      spdlog::debug("ws: user {}: {}", user_id_, ec.message());
+    closed_ = true;
+    expiry_.cancel();
+    if (registered_ && !removed_) {
+      removed_ = true;
+      hub_.remove(user_id_, this);
+    }
+  }
+
+  Hub& hub_;
+  websocket::stream<beast::tcp_stream> ws_;
+  std::string user_id_;
+  std::chrono::system_clock::time_point expires_;
+  asio::steady_timer expiry_;
+  beast::flat_buffer in_;
+  struct Out {
+    std::shared_ptr<const std::string> frame;
+    bool replay;
+  };
+  std::deque<Out> queue_;
+  std::size_t live_queued_ = 0;
+  std::map<std::int64_t, std::shared_ptr<const std::string>> held_;
+  std::optional<std::int64_t> pending_resume_;
+  std::int64_t last_seq_ = 0;
+  bool catching_up_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool close_after_write_ = false;
+  bool registered_ = false;
+  bool removed_ = false;
+  websocket::close_reason close_reason_;
+};
+
+// ---- Hub -------------------------------------------------------------------------------
+
+Hub::Hub(const config::Settings& settings, storage::Store& store, const auth::JwtCodec& jwt, asio::thread_pool& blocking)
+    : settings_(settings), store_(store), jwt_(jwt), blocking_(blocking), instance_id_(make_instance_id()) {}
+
+Hub::~Hub() { stop(); }
+
+bool Hub::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::request<bhttp::string_body>& raw) {
+  if (req.path != "/ws") return false;
+  if (!websocket::is_upgrade(raw)) return false;
+  if (stopped_) {
+    refused++;
+    refuse(stream, req, 503, "shutting down");
+    return true;
+  }
+  const auto origin = req.header("origin").value_or("");
+  const auto host = req.header("host").value_or("");
+  if (!origin_allowed(origin, host, settings_.cors_origins)) {
+    refused++;
+    refuse(stream, req, 403, "origin " + std::string(origin) + " is not allowed");
+    return true;
+  }
+  std::string token;
+  bool subprotocol = false;
+  if (auto auth = req.header("authorization")) {
+    try {
+      token = auth::bearer_token(*auth);
+    } catch (const auth::AuthError& e) {
+      refused++;
+      refuse(stream, req, 401, e.what());
+      return true;
+    }
+  } else if (auto proto = req.header("sec-websocket-protocol")) {
+    // Browsers cannot set headers on a WebSocket: `new WebSocket(url, ["bearer", token])`.
+    const auto comma = proto->find(',');
+    if (comma != std::string_view::npos && trim(proto->substr(0, comma)) == "bearer") {
+      token = std::string(trim(proto->substr(comma + 1)));
+      subprotocol = true;
+    }
+  }
+  if (token.empty()) {
+    refused++;
+    refuse(stream, req, 401, "missing bearer token (Authorization header or the subprotocols \"bearer\", <token>)");
+    return true;
+  }
+  auth::JwtCodec::Claims claims;
+  try {
+    claims = jwt_.verify_claims(token);
+  } catch (const auth::AuthError& e) {
+    refused++;
+    refuse(stream, req, 401, e.what());
+    return true;
+  }
+  if (count(claims.subject) >= static_cast<std::size_t>(settings_.ws_max_sockets_per_user)) {
+    refused++;
+    refuse(stream, req, 429, "too many WebSocket connections for this user (" + std::to_string(settings_.ws_max_sockets_per_user) + ")");
+    return true;
+  }
+  auto session = std::make_shared<Session>(*this, std::move(stream), claims.subject, claims.expires);
+  session->run(std::move(raw), subprotocol);
+  return true;
+}
+
+void Hub::start() {
+  if (!settings_.kafka_enabled || consumer_) return;
+  kafka::ConsumerOptions o;
+  o.group_id = settings_.kafka_consumer_group_websocket + "-" + instance_id_;
+  o.topics = {settings_.kafka_topic_task_updates, settings_.kafka_topic_notification_request};
+  o.client_id = "taskstream-ws";
+  o.max_batch = 500;
+  o.max_attempts = 1;
+  // A group of its own each start: begin at the end (clients catch up from the DB), and
+  // leave no trace worth keeping.
+  o.extra = {{"auto.offset.reset", "latest"}};
+  const auto updates_topic = settings_.kafka_topic_task_updates;
+  consumer_ = std::make_unique<kafka::ConsumerRunner>(
+      settings_, o, [this, updates_topic](std::span<const kafka::Message> batch, kafka::BatchContext&) {
+        for (const auto& m : batch) {
+          try {
+            if (m.topic() == updates_topic) {
+              auto u = events::parse_task_update(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset()});
+              if (!u.seq) continue;  // not one of ours: no place in the seq stream
+              deliver_update(u.user_id, *u.seq, std::make_shared<const std::string>(m.payload()));
+            } else {
+              auto r = events::parse_notification_request(m.payload(),
+                                                          events::SourcePosition{m.topic(), m.partition(), m.offset()});
+              if (std::find(r.channels.begin(), r.channels.end(), "in_app") == r.channels.end()) continue;
+              json n{{"event_id", r.event_id}, {"type", r.type}, {"title", r.title}, {"message", r.message},
+                     {"task_id", r.task_id ? json(*r.task_id) : json(nullptr)}, {"created_at", events::now_rfc3339()}};
+              deliver_other(r.user_id, std::make_shared<const std::string>(json{{"type", "notification"}, {"notification", n}}.dump()));
+            }
+          } catch (const events::EventError& e) {
+            // The consumers that own these topics dead-letter it; the hub only skips it.
+            spdlog::debug("ws: skipping {}[{}]@{}: {}", m.topic(), m.partition(), m.offset(), e.what());
+          }
+        }
+      });
+  consumer_->start();
+  spdlog::info("ws: instance {} consuming {} and {} (group {})", instance_id_, o.topics[0], o.topics[1], o.group_id);
+}
+
+void Hub::stop() {
+  if (stopped_.exchange(true)) return;
+  if (consumer_) consumer_->stop();
+  std::vector<std::shared_ptr<Session>> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [user, list] : sessions_)
+      for (auto& w : list)
+        if (auto s = w.lock()) all.push_back(std::move(s));
+  }
+  for (auto& s : all) s->post_close(websocket::close_code::going_away, "server stopping");
+}
+
+void Hub::deliver_update(const std::string& user_id, std::int64_t seq, std::shared_ptr<const std::string> frame) {
+  for (auto& s : sessions_of(user_id)) s->post_update(seq, frame);
+}
+
+void Hub::deliver_other(const std::string& user_id, std::shared_ptr<const std::string> frame) {
+  for (auto& s : sessions_of(user_id)) s->post_other(frame);
+}
+
+bool Hub::ready() const noexcept { return !settings_.kafka_enabled || (consumer_ && consumer_->assigned_partitions() > 0); }
+
+HubStats Hub::stats() const noexcept {
+  return {sockets.load(), frames_sent.load(), overflow_closes.load(), gap_fills.load(), refused.load()};
+}
+
+void Hub::add(const std::string& user_id, const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(mutex_);
+  sessions_[user_id].push_back(s);
+}
+
+void Hub::remove(const std::string& user_id, const Session* s) {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(user_id);
+  if (it == sessions_.end()) return;
+  auto& list = it->second;
+  list.erase(std::remove_if(list.begin(), list.end(),
+                            [s](const std::weak_ptr<Session>& w) {
+                              auto p = w.lock();
+                              return !p || p.get() == s;
+                            }),
+             list.end());
+  if (list.empty()) sessions_.erase(it);
+}
+
+std::size_t Hub::count(const std::string& user_id) {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(user_id);
+  if (it == sessions_.end()) return 0;
+  std::size_t n = 0;
+  for (const auto& w : it->second)
+    if (!w.expired()) ++n;
+  return n;
+}
+
+std::vector<std::shared_ptr<Session>> Hub::sessions_of(const std::string& user_id) {
+  std::vector<std::shared_ptr<Session>> out;
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(user_id);
+  if (it == sessions_.end()) return out;
+  for (const auto& w : it->second)
+    if (auto s = w.lock()) out.push_back(std::move(s));
+  return out;
+}
+
+}  // namespace taskstream::ws

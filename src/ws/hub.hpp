@@ -1,0 +1,117 @@
+#pragma once
+// The WebSocket hub (SPEC section 6): `GET /ws` sessions and the per-instance consumer that
+// feeds them. Modelled on Boost.Beast's chat-multi example (a shared state holding weak
+// references to sessions, each session with its own send queue), with two additions:
+//
+// - Gap-free, duplicate-free order per socket. Every task update carries the user's `seq`.
+//   A session remembers the last seq it sent; an update at last+1 is sent, an older one is
+//   dropped, a newer one (a gap) makes the session read the missing ones from the outbox
+//   table (Store::events_after) first. Updates arriving while the session reads the DB are
+//   held and released in order afterwards. A new socket starts at the user's current seq;
+//   `{"type":"resume","last_seq":N}` replays everything after N from the DB and answers
+//   `{"type":"resumed","recovered":true,"seq":M}`, or recovered:false (and seq = the current
+//   one) when the rows after N were pruned (OUTBOX_RETENTION_HOURS) or N is in the future.
+// - Every serving instance consumes every partition of task-updates (and
+//   notification.request, for in-app notifications) in a group of its own
+//   (KAFKA_CONSUMER_GROUP_WEBSOCKET-<instance id>), starting at the end: a client that was
+//   away catches up from the DB, not from Kafka.
+//
+// Limits: a send queue of WS_SEND_QUEUE_MAX frames per socket (a client that stops reading
+// is disconnected when it overflows; the others are not slowed, as each socket writes on its
+// own strand), WS_MAX_SOCKETS_PER_USER sockets per user (429 beyond), 16 KiB client frames,
+// pings every 15 s of silence (a peer silent for 30 s more is dropped), and the socket closes
+// (1008 "token expired") when its token expires.
+//
+// Thread-safety: on_upgrade runs on the connection's strand; deliver_* from the consumer
+// thread; each session's state only on its own strand.
+
+#include <utility>  // Boost 1.74's awaitable.hpp misses it
+
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/jwt.hpp"
+#include "config/settings.hpp"
+#include "http/message.hpp"
+#include "kafka/consumer_runner.hpp"
+#include "storage/store.hpp"
+
+namespace taskstream::ws {
+
+class Session;
+
+struct HubStats {
+  std::uint64_t sockets = 0;           ///< open now
+  std::uint64_t frames_sent = 0;
+  std::uint64_t overflow_closes = 0;   ///< sockets closed for a full send queue
+  std::uint64_t gap_fills = 0;         ///< times a session read missing updates from the DB
+  std::uint64_t refused = 0;           ///< upgrades refused (auth, origin, cap)
+};
+
+class Hub final {
+ public:
+  /// `store`, `jwt` and `blocking` (where DB reads run) must outlive the hub.
+  Hub(const config::Settings& settings, storage::Store& store, const auth::JwtCodec& jwt,
+      boost::asio::thread_pool& blocking);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  /// The http::Server upgrade hook: takes `/ws` upgrades (accepting or refusing them with a
+  /// problem+json answer), returns false for anything else.
+  bool on_upgrade(http::Request& req, boost::beast::tcp_stream& stream,
+                  boost::beast::http::request<boost::beast::http::string_body>& raw);
+
+  /// Starts the per-instance consumer (when Kafka is enabled).
+  void start();
+  /// Stops the consumer and closes every socket (1001 going away). Idempotent.
+  void stop();
+
+  /// Sends a task update (`frame`: the task-updates event JSON, with `seq`) to the user's
+  /// sockets on this instance. Thread-safe.
+  void deliver_update(const std::string& user_id, std::int64_t seq, std::shared_ptr<const std::string> frame);
+  /// Sends a frame that is not part of the seq stream (a notification). Thread-safe.
+  void deliver_other(const std::string& user_id, std::shared_ptr<const std::string> frame);
+
+  HubStats stats() const noexcept;
+  /// True once the per-instance consumer has its partitions (or Kafka is disabled): before
+  /// that, a change could reach this instance's sockets only with the next one.
+  bool ready() const noexcept;
+  const std::string& instance_id() const noexcept { return instance_id_; }
+
+ private:
+  friend class Session;
+  void add(const std::string& user_id, const std::shared_ptr<Session>& s);
+  void remove(const std::string& user_id, const Session* s);
+  std::size_t count(const std::string& user_id);
+  std::vector<std::shared_ptr<Session>> sessions_of(const std::string& user_id);
+
+  const config::Settings& settings_;
+  storage::Store& store_;
+  const auth::JwtCodec& jwt_;
+  boost::asio::thread_pool& blocking_;
+  std::string instance_id_;
+  std::unique_ptr<kafka::ConsumerRunner> consumer_;
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::vector<std::weak_ptr<Session>>> sessions_;
+  std::atomic<bool> stopped_{false};
+
+ public:
+  // Counters the sessions update.
+  std::atomic<std::uint64_t> sockets{0}, frames_sent{0}, overflow_closes{0}, gap_fills{0}, refused{0};
+};
+
+/// The origins a browser may open /ws from: the server's own (`http(s)://<Host>`) and
+/// CORS_ORIGINS ("*" allows any). A request without Origin (not a browser) is allowed.
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& cors_origins);
+
+}  // namespace taskstream::ws
