@@ -287,7 +287,7 @@ Settings Settings::load(const EnvMap& env) {
                                                 std::to_string(s.email_retry_initial_ms) + ")");
 
   read_int(env, "WS_SEND_QUEUE_MAX", s.ws_send_queue_max, 1, 1'000'000);
-  read_int(env, "WS_MAX_SOCKETS_PER_USER", s.ws_max_sockets_per_user, 1, 10'000);
+  read_int(env, "WS_MAX_SOCKETS_PER_USER", s.ws_max_sockets_per_user, 1, 100'000);
   read_int(env, "OUTBOX_RETENTION_HOURS", s.outbox_retention_hours, 1, 24LL * 365 * 10);
   read_int(env, "REMINDER_LEAD_SECONDS", s.reminder_lead_seconds, 0, 365LL * 24 * 3600);
   if (const auto* v = find(env, "LOG_LEVEL")) {

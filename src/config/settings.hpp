@@ -70,7 +70,9 @@ struct Settings {
   int kafka_topic_partitions = 6;
   int kafka_replication_factor = 1;
   // Producer tuning (not in the seed; defaults keep the seed's consumers able to read us)
-  int kafka_producer_linger_ms = 5;
+  // 0: the relay already hands librdkafka whole batches of outbox rows, so lingering only
+  // adds latency (5 ms cost 8-10 ms of POST-to-frame p50 at 100 changes/s).
+  int kafka_producer_linger_ms = 0;
   int kafka_producer_batch_size = 1'000'000;
   std::string kafka_producer_compression = "none";
   // Storage, HTTP, auth

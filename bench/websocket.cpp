@@ -1,0 +1,454 @@
+// WebSocket benchmarks against a real `taskstream serve` (started here, on the broker in
+// KAFKA_BOOTSTRAP_SERVERS, with a fresh SQLite database and topics of its own).
+//
+//   websocket [--sockets 10000] [--changes 20] [--seconds 5] [--rates 100,1000]
+//
+// BENCH_DATABASE_URL picks another database (e.g. the PostgreSQL of scripts/postgres).
+//
+// 1. End-to-end latency, open loop: POST /tasks at a fixed offered rate (each request has
+//    its scheduled time; latency is measured from it, so a slow server cannot hide its
+//    queueing), until the task_created frame reaches a WebSocket client of the same user.
+//    p50/p99/max, beside the floor measured in the same run: the POST's own response time
+//    (the commit), which the frame cannot beat.
+// 2. Fan-out: N sockets of one user on the instance; resident memory of the server per
+//    socket, then `changes` task changes, each delivered to all N: frames/s from the first
+//    POST to the last frame. Beside the ceiling: the same N clients fed the same number of
+//    frames by a bare Boost.Beast broadcaster in this process (no Kafka, no DB, no JSON).
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <utility>
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+
+// ---- a keep-alive HTTP client ----------------------------------------------------------
+
+class HttpConn {
+ public:
+  explicit HttpConn(std::uint16_t port) : stream_(io_) { stream_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port)); }
+  std::pair<int, std::string> call(bhttp::verb verb, const std::string& target, const std::string& body, const std::string& token = {}) {
+    bhttp::request<bhttp::string_body> req{verb, target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    if (!token.empty()) req.set(bhttp::field::authorization, "Bearer " + token);
+    if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(stream_, req);
+    beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream_, buf, res);
+    return {static_cast<int>(res.result_int()), res.body()};
+  }
+
+ private:
+  asio::io_context io_;
+  beast::tcp_stream stream_;
+};
+
+// ---- the server under test -------------------------------------------------------------
+
+struct Serve {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+  std::filesystem::path dir;
+
+  static std::uint16_t free_port() {
+    asio::io_context io;
+    tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+  }
+
+  void start(const std::string& binary) {
+    port = free_port();
+    const std::string prefix = "wsbench-" + std::to_string(::getpid());
+    dir = std::filesystem::temp_directory_path() / prefix;
+    std::filesystem::create_directories(dir);
+    std::map<std::string, std::string> env{
+        {"HTTP_PORT", std::to_string(port)},
+        {"DATABASE_URL", "sqlite:///" + (dir / "bench.db").string()},
+        {"JWT_SECRET", "benchmark-secret-benchmark-secret-benchmark"},
+        {"KAFKA_TOPIC_TASK_EVENTS", prefix + "-task-events"},
+        {"KAFKA_TOPIC_TASK_UPDATES", prefix + "-task-updates"},
+        {"KAFKA_TOPIC_NOTIFICATION_REQUEST", prefix + "-notification.request"},
+        {"KAFKA_CONSUMER_GROUP_AUDIT", prefix + "-audit"},
+        {"KAFKA_CONSUMER_GROUP_NOTIFICATION", prefix + "-notification"},
+        {"KAFKA_CONSUMER_GROUP_WEBSOCKET", prefix + "-websocket"},
+        {"WS_MAX_SOCKETS_PER_USER", "100000"},
+        {"WS_SEND_QUEUE_MAX", "4096"},
+        {"LOG_LEVEL", "warning"},
+    };
+    if (const char* db = std::getenv("BENCH_DATABASE_URL"); db && *db) env["DATABASE_URL"] = db;
+    pid = fork();
+    if (pid == 0) {
+      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+      std::string log = (dir / "serve.log").string();
+      freopen(log.c_str(), "a", stderr);
+      execl(binary.c_str(), binary.c_str(), "serve", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 600; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      try {
+        HttpConn c(port);
+        if (c.call(bhttp::verb::get, "/readyz", "").first == 200) return;
+      } catch (...) {
+      }
+    }
+    throw std::runtime_error("serve did not become ready; see " + (dir / "serve.log").string());
+  }
+
+  double rss_mib() const {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    return 0;
+  }
+
+  void stop() {
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    pid = -1;
+    std::filesystem::remove_all(dir);
+  }
+};
+
+// ---- async WebSocket clients -----------------------------------------------------------
+
+struct ClientStats {
+  std::atomic<std::uint64_t> connected{0}, frames{0}, failed{0};
+};
+
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  Client(asio::io_context& io, ClientStats& stats, std::function<void(const std::string&)> on_frame = {})
+      : ws_(asio::make_strand(io)), stats_(stats), on_frame_(std::move(on_frame)) {}
+  void start(std::uint16_t port, std::string token, std::string target = "/ws") {
+    token_ = std::move(token);
+    target_ = std::move(target);
+    beast::get_lowest_layer(ws_).async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
+                                               [self = shared_from_this(), port](beast::error_code ec) { self->on_connect(ec, port); });
+  }
+
+ private:
+  void on_connect(beast::error_code ec, std::uint16_t port) {
+    if (ec) return fail();
+    if (!token_.empty())
+      ws_.set_option(websocket::stream_base::decorator(
+          [t = token_](websocket::request_type& r) { r.set(bhttp::field::authorization, "Bearer " + t); }));
+    ws_.async_handshake("127.0.0.1:" + std::to_string(port), target_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->fail();
+      self->stats_.connected++;
+      self->read();
+    });
+  }
+  void read() {
+    ws_.async_read(buf_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      self->stats_.frames++;
+      if (self->on_frame_) self->on_frame_(beast::buffers_to_string(self->buf_.data()));
+      self->buf_.consume(self->buf_.size());
+      self->read();
+    });
+  }
+  void fail() { stats_.failed++; }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buf_;
+  ClientStats& stats_;
+  std::function<void(const std::string&)> on_frame_;
+  std::string token_, target_;
+};
+
+/// Opens `n` clients, at most 256 handshakes in flight; waits until all connected (or failed).
+void open_clients(asio::io_context& io, ClientStats& stats, std::uint16_t port, const std::string& token, std::size_t n,
+                  std::vector<std::shared_ptr<Client>>& keep) {
+  for (std::size_t i = 0; i < n; ++i) {
+    while (i - stats.connected - stats.failed >= 256) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto c = std::make_shared<Client>(io, stats);
+    keep.push_back(c);
+    asio::post(io, [c, port, token] { c->start(port, token); });
+  }
+  while (stats.connected + stats.failed < n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+// ---- the ceiling: a bare broadcaster ---------------------------------------------------
+
+class Broadcaster {
+ public:
+  Broadcaster(asio::io_context& io, std::uint16_t port) : io_(io), acceptor_(io, {asio::ip::make_address("127.0.0.1"), port}) { accept(); }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  std::size_t sessions() {
+    std::lock_guard l(m_);
+    return sessions_.size();
+  }
+  void broadcast(std::shared_ptr<const std::string> frame) {
+    std::lock_guard l(m_);
+    for (auto& s : sessions_) asio::post(s->ws.get_executor(), [s, frame] { s->send(frame); });
+  }
+
+ private:
+  struct Session : std::enable_shared_from_this<Session> {
+    explicit Session(tcp::socket sock) : ws(std::move(sock)) {}
+    websocket::stream<beast::tcp_stream> ws;
+    std::deque<std::shared_ptr<const std::string>> q;
+    void send(std::shared_ptr<const std::string> f) {
+      q.push_back(std::move(f));
+      if (q.size() == 1) write();
+    }
+    void write() {
+      ws.async_write(asio::buffer(*q.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (ec) return;
+        self->q.pop_front();
+        if (!self->q.empty()) self->write();
+      });
+    }
+  };
+  void accept() {
+    acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket sock) {
+      if (!ec) {
+        auto s = std::make_shared<Session>(std::move(sock));
+        s->ws.async_accept([this, s](beast::error_code ec) {
+          if (ec) return;
+          std::lock_guard l(m_);
+          sessions_.push_back(s);
+        });
+      }
+      accept();
+    });
+  }
+  asio::io_context& io_;
+  tcp::acceptor acceptor_;
+  std::mutex m_;
+  std::vector<std::shared_ptr<Session>> sessions_;
+};
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::string register_user(std::uint16_t port, const std::string& name) {
+  HttpConn c(port);
+  json creds{{"email", name + "@bench.example"}, {"password", "benchmark password"}};
+  c.call(bhttp::verb::post, "/auth/register", creds.dump());
+  return json::parse(c.call(bhttp::verb::post, "/auth/token", creds.dump()).second)["access_token"];
+}
+
+// ---- 1. latency ------------------------------------------------------------------------
+
+void latency(Serve& serve, int rate, int seconds) {
+  const auto token = register_user(serve.port, "lat" + std::to_string(rate));
+  asio::io_context io;
+  ClientStats stats;
+  const int total = rate * seconds;
+  std::vector<Clock::time_point> scheduled(static_cast<std::size_t>(total));
+  std::vector<double> e2e(static_cast<std::size_t>(total), -1), post(static_cast<std::size_t>(total), -1);
+  std::mutex m;
+  auto client = std::make_shared<Client>(io, stats, [&](const std::string& text) {
+    const auto now = Clock::now();
+    auto f = json::parse(text, nullptr, false);
+    if (!f.is_object() || f.value("type", "") != "task_created") return;
+    const std::string title = f["changes"].value("title", "");
+    if (title.rfind("lat-", 0) != 0) return;
+    const auto i = static_cast<std::size_t>(std::stol(title.substr(4)));
+    std::lock_guard l(m);
+    if (i < e2e.size()) e2e[i] = std::chrono::duration<double, std::milli>(now - scheduled[i]).count();
+  });
+  client->start(serve.port, token);
+  std::thread io_thread([&] {
+    auto guard = asio::make_work_guard(io);
+    io.run();
+  });
+  while (!stats.connected) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // Open loop: sender k sends requests k, k+S, ... each at its scheduled time.
+  constexpr int kSenders = 8;
+  const auto t0 = Clock::now() + std::chrono::milliseconds(50);
+  const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
+  for (int i = 0; i < total; ++i) scheduled[static_cast<std::size_t>(i)] = t0 + i * interval;
+  std::vector<std::thread> senders;
+  for (int k = 0; k < kSenders; ++k)
+    senders.emplace_back([&, k] {
+      HttpConn c(serve.port);
+      for (int i = k; i < total; i += kSenders) {
+        std::this_thread::sleep_until(scheduled[static_cast<std::size_t>(i)]);
+        c.call(bhttp::verb::post, "/tasks", json{{"title", "lat-" + std::to_string(i)}}.dump(), token);
+        post[static_cast<std::size_t>(i)] = std::chrono::duration<double, std::milli>(Clock::now() - scheduled[static_cast<std::size_t>(i)]).count();
+      }
+    });
+  for (auto& s : senders) s.join();
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    {
+      std::lock_guard l(m);
+      if (std::none_of(e2e.begin(), e2e.end(), [](double v) { return v < 0; })) break;
+    }
+    if (Clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::vector<double> got;
+  {
+    std::lock_guard l(m);
+    for (double v : e2e)
+      if (v >= 0) got.push_back(v);
+  }
+  std::printf("latency  %5d changes/s x %d s: POST->frame p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%zu/%d frames) | "
+              "floor, POST answered: p50 %6.2f ms  p99 %6.2f ms\n",
+              rate, seconds, pct(got, 0.5), pct(got, 0.99), pct(got, 1.0), got.size(), total, pct(post, 0.5), pct(post, 0.99));
+  io.stop();
+  io_thread.join();
+}
+
+// ---- 2. fan-out ------------------------------------------------------------------------
+
+void fanout(Serve& serve, std::size_t sockets, int changes) {
+  const auto token = register_user(serve.port, "fan");
+  std::uint64_t n_clients = 0;
+  {  // phase 1 in a scope: its io_context goes (and with it every socket) before the fork below
+  asio::io_context io;
+  ClientStats stats;
+  std::vector<std::shared_ptr<Client>> clients;
+  std::thread io_thread([&] {
+    auto guard = asio::make_work_guard(io);
+    io.run();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double rss0 = serve.rss_mib();
+  const auto c0 = Clock::now();
+  open_clients(io, stats, serve.port, token, sockets, clients);
+  const double connect_s = std::chrono::duration<double>(Clock::now() - c0).count();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double rss1 = serve.rss_mib();
+
+  HttpConn http(serve.port);
+  const auto target = stats.frames.load() + static_cast<std::uint64_t>(changes) * stats.connected.load();
+  const auto t0 = Clock::now();
+  for (int i = 0; i < changes; ++i) http.call(bhttp::verb::post, "/tasks", json{{"title", "fan-" + std::to_string(i)}}.dump(), token);
+  while (stats.frames < target && Clock::now() - t0 < std::chrono::seconds(120)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rss2 = serve.rss_mib();
+  const auto delivered = stats.frames.load();
+  std::printf("fan-out  %zu sockets (%lu connected, %lu failed, %.1f s to connect): server RSS %.1f -> %.1f MiB = %.1f KiB/socket; "
+              "after the frames %.1f MiB\n",
+              sockets, static_cast<unsigned long>(stats.connected.load()), static_cast<unsigned long>(stats.failed.load()), connect_s,
+              rss0, rss1, (rss1 - rss0) * 1024.0 / static_cast<double>(std::max<std::uint64_t>(1, stats.connected)), rss2);
+  std::printf("fan-out  %d changes x %lu sockets: %lu frames in %.2f s = %.0f frames/s\n", changes,
+              static_cast<unsigned long>(stats.connected.load()), static_cast<unsigned long>(delivered), secs,
+              static_cast<double>(delivered) / secs);
+  n_clients = stats.connected.load();
+  io.stop();
+  io_thread.join();
+  clients.clear();
+  }
+
+  // The ceiling: the same clients and frame count, fed by a bare Beast broadcaster in a
+  // child process (a process of its own, as the server is, and within the fd limit).
+  const std::uint16_t bport = Serve::free_port();
+  const pid_t child = fork();
+  if (child == 0) {
+    asio::io_context bio;
+    Broadcaster b(bio, bport);
+    std::thread t([&] {
+      auto guard = asio::make_work_guard(bio);
+      bio.run();
+    });
+    while (b.sessions() < n_clients) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const std::string sample = json{{"type", "task_created"}, {"seq", 1}, {"task_id", "00000000-0000-4000-8000-000000000000"},
+                                    {"changes", {{"title", "fan-0"}, {"status", "todo"}, {"priority", "medium"}}},
+                                    {"timestamp", "2026-11-27T12:00:00.000Z"}}
+                                  .dump();
+    for (int i = 0; i < changes; ++i) b.broadcast(std::make_shared<const std::string>(sample));
+    t.join();  // until killed
+    _exit(0);
+  }
+  asio::io_context cio;
+  ClientStats cstats;
+  std::vector<std::shared_ptr<Client>> cclients;
+  Clock::time_point first{};
+  std::atomic<bool> seen{false};
+  std::thread cthread([&] {
+    auto guard = asio::make_work_guard(cio);
+    cio.run();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  open_clients(cio, cstats, bport, "", n_clients, cclients);
+  const auto ctarget = static_cast<std::uint64_t>(changes) * cstats.connected.load();
+  const auto wait_from = Clock::now();
+  while (cstats.frames == 0 && Clock::now() - wait_from < std::chrono::seconds(60)) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  const auto ct0 = Clock::now();
+  while (cstats.frames < ctarget && Clock::now() - ct0 < std::chrono::seconds(120)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const double csecs = std::chrono::duration<double>(Clock::now() - ct0).count();
+  std::printf("ceiling  bare Beast broadcaster (own process), same clients: %lu frames in %.2f s = %.0f frames/s\n",
+              static_cast<unsigned long>(cstats.frames.load()), csecs, static_cast<double>(cstats.frames.load()) / csecs);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  cio.stop();
+  cthread.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t sockets = 10'000;
+  int changes = 20, seconds = 5;
+  std::vector<int> rates{100, 1000};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--sockets") sockets = std::stoul(argv[i + 1]);
+    else if (a == "--changes") changes = std::stoi(argv[i + 1]);
+    else if (a == "--seconds") seconds = std::stoi(argv[i + 1]);
+    else if (a == "--rates") {
+      rates.clear();
+      std::stringstream ss(argv[i + 1]);
+      for (std::string r; std::getline(ss, r, ',');) rates.push_back(std::stoi(r));
+    }
+  }
+  std::string binary = std::filesystem::canonical("/proc/self/exe").parent_path().parent_path() / "taskstream";
+  Serve serve;
+  try {
+    serve.start(binary);
+    for (int r : rates) latency(serve, r, seconds);
+    if (sockets > 0) fanout(serve, sockets, changes);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "websocket bench: %s\n", e.what());
+    if (serve.pid > 0) kill(serve.pid, SIGTERM);
+    return 1;
+  }
+  serve.stop();
+  return 0;
+}
