@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "auth/jwt.hpp"
+#include "events/events.hpp"
+#include "kafka/producer.hpp"
 #include "serve_process.hpp"
 #include "storage/postgres_store.hpp"
 #include "storage/store.hpp"
@@ -243,4 +245,34 @@ TEST(WebSocket, AChangeThroughOneInstanceReachesASocketOnAnother) {
   EXPECT_EQ(frames[1]["seq"], 2);
   EXPECT_EQ(a.stop(), 0);
   EXPECT_EQ(b.stop(), 0);
+}
+
+TEST(WebSocket, InAppNotificationsArePushedAndLimitsHold) {
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"WS_MAX_SOCKETS_PER_USER", "2"}});
+  wait_ready(serve);
+  auto [user, token] = serve.new_user("ws-limits");
+  itest::WsClient one(serve.port(), bearer(token));
+  itest::WsClient two(serve.port(), bearer(token));
+  ASSERT_EQ(one.status(), 101);
+  ASSERT_EQ(two.status(), 101);
+  EXPECT_EQ(upgrade_status(serve, bearer(token)), 429) << "a third socket for the user";
+
+  // An in-app notification request reaches the user's sockets.
+  kafka::Producer producer(itest::kafka_settings());
+  json request{{"event_id", events::new_event_id()}, {"user_id", user}, {"type", "deadline_reminder"}, {"title", "Due soon"},
+               {"message", "In an hour"}, {"channels", {"in_app"}}};
+  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  auto f = one.next(10s);
+  ASSERT_TRUE(f) << serve.log();
+  EXPECT_EQ((*f)["type"], "notification");
+  EXPECT_EQ((*f)["notification"]["title"], "Due soon");
+  EXPECT_EQ((*f)["notification"]["event_id"], request["event_id"]);
+
+  // A client frame over 16 KiB closes that socket (1009 message too big).
+  two.send({{"type", "resume"}, {"last_seq", 0}, {"pad", std::string(20000, 'x')}});
+  while (two.next(5s)) {
+  }
+  EXPECT_TRUE(two.closed());
+  EXPECT_EQ(two.close_code(), 1009);
+  EXPECT_EQ(serve.stop(), 0);
 }
