@@ -101,19 +101,7 @@ int main(int argc, char** argv) {
     std::vector<std::vector<storage::AuditEntry>> batches(1);
     for (const auto& e : evs) {
       if (batches.back().size() == kBatch) batches.emplace_back();
-      storage::AuditEntry a;
-      a.event_id = e.event_id;
-      a.user_id = e.user_id;
-      a.task_id = e.task_id;
-      a.type = e.type;
-      a.action = e.action;
-      a.seq = e.seq;
-      a.occurred_at = e.timestamp;
-      a.task_data = e.task_data.dump();
-      a.source_topic = topic;
-      a.source_partition = 0;
-      a.source_offset = 0;
-      batches.back().push_back(std::move(a));
+      batches.back().push_back(workers::to_audit_entry(e, topic, 0, 0));
     }
     const auto t0 = Clock::now();
     std::size_t rows = 0;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -127,6 +128,13 @@ struct Notification {
   std::int64_t source_offset = -1;
   bool operator==(const Notification&) const = default;
 };
+
+/// The notification's status of `channel`, or null when it has no such channel.
+inline const ChannelStatus* find_channel(const Notification& n, std::string_view channel) {
+  for (const auto& c : n.channels)
+    if (c.channel == channel) return &c;
+  return nullptr;
+}
 
 /// A pending email leased by claim_due_emails.
 struct EmailClaim {

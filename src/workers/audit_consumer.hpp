@@ -4,11 +4,16 @@
 // processed-events records, so a redelivered batch changes nothing.
 
 #include <string>
+#include <string_view>
 
+#include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "storage/store.hpp"
 
 namespace taskstream::workers {
+
+/// The audit row of one task event read at (topic, partition, offset).
+storage::AuditEntry to_audit_entry(events::TaskEvent e, std::string_view topic, std::int32_t partition, std::int64_t offset);
 
 /// The batch handler: parses every message (dead-lettering what does not parse) and records
 /// the rest with Store::record_audit. A storage error propagates, so the runner retries the

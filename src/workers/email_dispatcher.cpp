@@ -15,12 +15,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-const storage::ChannelStatus* email_channel(const storage::Notification& n) {
-  for (const auto& c : n.channels)
-    if (c.channel == "email") return &c;
-  return nullptr;
-}
-
 events::NotificationRequest request_of(const storage::Notification& n) {
   events::NotificationRequest r;
   r.event_id = n.event_id;
@@ -106,7 +100,7 @@ bool EmailDispatcher::dispatch_one() {
 void EmailDispatcher::handle(const storage::EmailClaim& claim) {
   const auto n = store_.get_notification(claim.notification_id);
   if (!n) return;
-  const auto* channel = email_channel(*n);
+  const auto* channel = storage::find_channel(*n, "email");
   if (!channel || channel->status != "pending") return;
 
   std::string to = n->email.value_or("");

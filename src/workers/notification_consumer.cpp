@@ -33,12 +33,6 @@ storage::Notification to_row(const events::NotificationRequest& r, const config:
   return n;
 }
 
-const storage::ChannelStatus* channel(const storage::Notification& n, std::string_view name) {
-  for (const auto& c : n.channels)
-    if (c.channel == name) return &c;
-  return nullptr;
-}
-
 }  // namespace
 
 kafka::BatchHandler notification_handler(const config::Settings& settings, storage::Store& store, EmailDispatcher* dispatcher,
@@ -52,7 +46,7 @@ kafka::BatchHandler notification_handler(const config::Settings& settings, stora
       row.source_partition = m.partition();
       row.source_offset = m.offset();
       auto [n, created] = store.create_notification(group, row);
-      const auto* email = channel(n, "email");
+      const auto* email = storage::find_channel(n, "email");
       if (created && email && email->status == "pending") emails = true;
     });
     if (emails && dispatcher) dispatcher->wake();

@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -119,7 +120,6 @@ class Session final : public std::enable_shared_from_this<Session> {
     // Registered before the current seq is read: an update committed meanwhile is held, then
     // released or dropped in order, so nothing falls between the read and the first frame.
     hub_.add(user_id_, shared_from_this());
-    catching_up_ = true;
     fetch_current();
     arm_expiry();
     read();
@@ -209,107 +209,99 @@ class Session final : public std::enable_shared_from_this<Session> {
   struct Replay {
     std::int64_t current = 0;
     std::vector<storage::OutboxRecord> rows;
-    std::string error;
   };
 
-  /// Rows of the user's task-updates after `after` (all pages), and the user's current seq.
-  Replay read_replay(std::int64_t after) {
+  /// The user's current seq and, when `with_rows`, their task-updates after `after` (all
+  /// pages). Runs on the blocking pool.
+  Replay read_replay(std::int64_t after, bool with_rows) {
     Replay r;
-    try {
-      r.current = hub_.store_.user_last_seq(user_id_);
-      for (;;) {
-        auto page = hub_.store_.events_after(user_id_, hub_.settings_.kafka_topic_task_updates, after, 1000);
-        if (page.empty()) break;
-        after = page.back().seq;
-        const bool last_page = page.size() < 1000;
-        for (auto& row : page) r.rows.push_back(std::move(row));
-        if (last_page || r.rows.size() >= 100'000) break;
-      }
-    } catch (const std::exception& e) {
-      r.error = e.what();
+    r.current = hub_.store_.user_last_seq(user_id_);
+    while (with_rows) {
+      auto page = hub_.store_.events_after(user_id_, hub_.settings_.kafka_topic_task_updates, after, 1000);
+      if (page.empty()) break;
+      after = page.back().seq;
+      const bool last_page = page.size() < 1000;
+      for (auto& row : page) r.rows.push_back(std::move(row));
+      if (last_page || r.rows.size() >= 100'000) break;
     }
     return r;
   }
 
-  void fetch_current() {
+  /// Reads from the DB on the blocking pool, then runs `then(replay)` on this session's
+  /// strand; a DB error closes the socket (1013) instead. Holds live updates meanwhile.
+  template <class Then>
+  void with_replay(std::int64_t after, bool with_rows, Then then) {
     catching_up_ = true;
-    asio::post(hub_.blocking_, [self = shared_from_this()] {
-      std::int64_t current = -1;
-      std::string error;
+    asio::post(hub_.blocking_, [self = shared_from_this(), after, with_rows, then = std::move(then)]() mutable {
+      std::optional<Replay> replay;
       try {
-        current = self->hub_.store_.user_last_seq(self->user_id_);
+        replay = self->read_replay(after, with_rows);
       } catch (const std::exception& e) {
-        error = e.what();
+        spdlog::warn("ws: user {}: reading updates: {}", self->user_id_, e.what());
       }
-      asio::post(self->ws_.get_executor(), [self, current, error] {
-        if (!error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
-        self->last_seq_ = current;
-        self->release_held();
+      asio::post(self->ws_.get_executor(), [self, replay = std::move(replay), then = std::move(then)]() mutable {
+        if (!replay) return self->close(websocket::close_code::try_again_later, "database unavailable");
+        then(*self, *replay);
       });
+    });
+  }
+
+  void fetch_current() {
+    with_replay(0, false, [](Session& s, Replay& r) {
+      s.last_seq_ = r.current;
+      s.release_held();
     });
   }
 
   void fill_from_db() {
-    catching_up_ = true;
-    const auto after = last_seq_;
-    asio::post(hub_.blocking_, [self = shared_from_this(), after] {
-      auto replay = std::make_shared<Replay>(self->read_replay(after));
-      asio::post(self->ws_.get_executor(), [self, replay] {
-        if (!replay->error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
-        for (auto& row : replay->rows) {
-          const auto seq = row.seq;
-          if (seq != self->last_seq_ + 1) break;
-          self->last_seq_ = seq;
-          self->enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
-        }
-        // Whatever is still missing cannot be had: skip to the oldest held one rather than
-        // wait forever (only possible when rows were pruned under a lagging instance).
-        if (!self->held_.empty() && self->held_.begin()->first > self->last_seq_ + 1 &&
-            replay->current >= self->held_.begin()->first && replay->rows.empty()) {
-          spdlog::warn("ws: user {}: seq {}..{} no longer in the DB; skipping", self->user_id_, self->last_seq_ + 1,
-                       self->held_.begin()->first - 1);
-          self->last_seq_ = self->held_.begin()->first - 1;
-        }
-        self->release_held();
-      });
+    with_replay(last_seq_, true, [](Session& s, Replay& r) {
+      for (auto& row : r.rows) {
+        if (row.seq != s.last_seq_ + 1) break;
+        s.last_seq_ = row.seq;
+        s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
+      }
+      // Whatever is still missing cannot be had: skip to the oldest held one rather than
+      // wait forever (only possible when rows were pruned under a lagging instance).
+      if (!s.held_.empty() && s.held_.begin()->first > s.last_seq_ + 1 && r.current >= s.held_.begin()->first &&
+          r.rows.empty()) {
+        spdlog::warn("ws: user {}: seq {}..{} no longer in the DB; skipping", s.user_id_, s.last_seq_ + 1,
+                     s.held_.begin()->first - 1);
+        s.last_seq_ = s.held_.begin()->first - 1;
+      }
+      s.release_held();
     });
   }
 
   void resume(std::int64_t after) {
-    catching_up_ = true;
-    asio::post(hub_.blocking_, [self = shared_from_this(), after] {
-      auto replay = std::make_shared<Replay>(self->read_replay(after));
-      asio::post(self->ws_.get_executor(), [self, replay, after] {
-        if (!replay->error.empty()) return self->close(websocket::close_code::try_again_later, "database unavailable");
-        // Recovered when the rows after `after` are all there: they start at after+1 and
-        // run without a hole up to the current seq.
-        bool recovered = after <= replay->current;
-        std::int64_t expect = after + 1;
-        for (const auto& row : replay->rows) {
-          if (row.seq != expect) {
-            recovered = false;
-            break;
-          }
-          ++expect;
+    with_replay(after, true, [after](Session& s, Replay& r) {
+      // Recovered when the rows after `after` are all there: they start at after+1 and run
+      // without a hole up to the current seq.
+      bool recovered = after <= r.current;
+      std::int64_t expect = after + 1;
+      for (const auto& row : r.rows) {
+        if (row.seq != expect) {
+          recovered = false;
+          break;
         }
-        if (recovered && expect - 1 != replay->current) recovered = false;
-        if (recovered) {
-          self->last_seq_ = after;
-          for (auto& row : replay->rows) {
-            self->last_seq_ = row.seq;
-            self->enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
-          }
-        } else {
-          self->last_seq_ = std::max<std::int64_t>(replay->current, 0);
+        ++expect;
+      }
+      if (recovered && expect - 1 != r.current) recovered = false;
+      if (recovered) {
+        s.last_seq_ = after;
+        for (auto& row : r.rows) {
+          s.last_seq_ = row.seq;
+          s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
         }
-        // Updates held meanwhile are newer than the DB read or already in it.
-        self->held_.erase(self->held_.begin(), self->held_.upper_bound(self->last_seq_));
-        self->enqueue(std::make_shared<const std::string>(
-            json{{"type", "resumed"}, {"recovered", recovered}, {"seq", self->last_seq_}}.dump()));
-        self->release_held();
-      });
+      } else {
+        s.last_seq_ = std::max<std::int64_t>(r.current, 0);
+      }
+      // Updates held meanwhile are newer than the DB read or already in it.
+      s.held_.erase(s.held_.begin(), s.held_.upper_bound(s.last_seq_));
+      s.enqueue(std::make_shared<const std::string>(json{{"type", "resumed"}, {"recovered", recovered}, {"seq", s.last_seq_}}.dump()));
+      s.release_held();
     });
   }
+
 
   // -- sending
 

@@ -18,18 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string good_event(const std::string& user, int n) {
-  events::TaskEvent e;
-  e.event_id = events::new_event_id();
-  e.type = "task_created";
-  e.action = "created";
-  e.timestamp = events::now_rfc3339();
-  e.user_id = user;
-  e.task_id = events::new_event_id();
-  e.seq = n;
-  e.task_data = {{"title", "good " + std::to_string(n)}};
-  return events::serialize(e);
-}
+std::string good_event(const std::string& user, int n) { return events::serialize(itest::sample_task_event(user, n)); }
 
 struct DeadLetter {
   std::string payload;

@@ -12,7 +12,9 @@
 #include <thread>
 
 #include "config/settings.hpp"
+#include "events/events.hpp"
 #include "kafka/admin.hpp"
+#include "storage/postgres_store.hpp"
 
 namespace taskstream::itest {
 
@@ -51,6 +53,30 @@ inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseco
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return pred();
+}
+
+/// A valid task_created event of `user` with this `seq` (fresh event and task ids).
+inline events::TaskEvent sample_task_event(const std::string& user, std::int64_t seq) {
+  events::TaskEvent e;
+  e.event_id = events::new_event_id();
+  e.type = "task_created";
+  e.action = "created";
+  e.timestamp = events::now_rfc3339();
+  e.user_id = user;
+  e.task_id = events::new_event_id();
+  e.seq = seq;
+  e.task_data = {{"id", e.task_id}, {"title", "task " + std::to_string(seq)}};
+  return e;
+}
+
+/// A DATABASE_URL for a fresh schema (named `prefix` + a number) in the test PostgreSQL
+/// (TASKSTREAM_TEST_DATABASE_URL, set by scripts/test; missing, it throws: tests fail, not skip).
+inline std::string fresh_postgres_schema_url(const std::string& prefix) {
+  const char* base = std::getenv("TASKSTREAM_TEST_DATABASE_URL");
+  if (!base || !*base) throw std::runtime_error("TASKSTREAM_TEST_DATABASE_URL is not set (run scripts/test)");
+  const std::string schema = prefix + std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
+  storage::postgres_execute(base, "CREATE SCHEMA " + schema);
+  return std::string(base) + (std::string(base).find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
 }
 
 }  // namespace taskstream::itest

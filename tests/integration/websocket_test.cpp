@@ -7,7 +7,6 @@
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
 #include "serve_process.hpp"
-#include "storage/postgres_store.hpp"
 #include "storage/store.hpp"
 #include "ws_client.hpp"
 
@@ -53,14 +52,6 @@ std::vector<json> task_frames(itest::WsClient& ws, std::size_t count) {
     if ((*f)["type"] != "notification" && f->contains("seq") && (*f)["type"] != "resumed") out.push_back(*f);
   }
   return out;
-}
-
-std::string pg_url(const std::string& prefix) {
-  const char* base = std::getenv("TASKSTREAM_TEST_DATABASE_URL");
-  if (!base || !*base) throw std::runtime_error("TASKSTREAM_TEST_DATABASE_URL is not set (run scripts/test)");
-  const std::string schema = prefix + std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000000);
-  storage::postgres_execute(base, "CREATE SCHEMA " + schema);
-  return std::string(base) + (std::string(base).find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
 }
 
 }  // namespace
@@ -226,7 +217,7 @@ TEST(WebSocket, AClientThatStopsReadingIsDisconnectedWithoutSlowingTheOthers) {
 }
 
 TEST(WebSocket, AChangeThroughOneInstanceReachesASocketOnAnother) {
-  const auto url = pg_url("ws_");
+  const auto url = itest::fresh_postgres_schema_url("ws_");
   itest::ServeProcess a(std::map<std::string, std::string>{{"DATABASE_URL", url}});
   auto env = a.env();
   env.erase("HTTP_PORT");

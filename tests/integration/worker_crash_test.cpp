@@ -25,19 +25,6 @@ itest::ServeProcess start_worker(std::map<std::string, std::string> env) {
   return itest::ServeProcess(env, {"worker", "--consumers", "audit,notification", "--port", port});
 }
 
-events::TaskEvent task_event(const std::string& user, std::int64_t seq) {
-  events::TaskEvent e;
-  e.event_id = events::new_event_id();
-  e.type = "task_created";
-  e.action = "created";
-  e.timestamp = events::now_rfc3339();
-  e.user_id = user;
-  e.task_id = events::new_event_id();
-  e.seq = seq;
-  e.task_data = {{"id", e.task_id}, {"title", "task " + std::to_string(seq)}};
-  return e;
-}
-
 std::int64_t total_lag(const config::Settings& s, const std::string& group, const std::string& topic) {
   std::int64_t lag = 0;
   for (const auto& [p, l] : kafka::Admin(s).consumer_lag(group, topic)) lag += l;
@@ -50,7 +37,7 @@ TEST(WorkerCrash, KilledAfterEffectBeforeCommitGivesOneAuditRowOneNotificationOn
   auto worker = start_worker({{"TASKSTREAM_FAILPOINT", "kill_before_commit"}, {"SMTP_FROM", "tasks@taskstream.test"}});
   const auto s = itest::kafka_settings();
   const std::string user = events::new_event_id();
-  const auto event = task_event(user, 1);
+  const auto event = itest::sample_task_event(user, 1);
   const std::string subject = "Crash once " + itest::unique_name("s");
   json request{{"event_id", events::new_event_id()}, {"user_id", user}, {"task_id", event.task_id}, {"type", "deadline_reminder"},
                {"title", subject}, {"message", "Sent once, crash or not."}, {"channels", {"in_app", "email"}},
@@ -91,7 +78,7 @@ TEST(WorkerCrash, RestartedWorkerResumesWhereItStopped) {
   kafka::Producer producer(s);
   std::vector<events::TaskEvent> sent;
   for (int i = 1; i <= 50; ++i) {
-    sent.push_back(task_event(user, i));
+    sent.push_back(itest::sample_task_event(user, i));
     ASSERT_TRUE(producer.publish_event(topic, events::to_json(sent.back()), user));
   }
   auto store = storage::open_store(config::Settings::load({{"DATABASE_URL", worker.database_url()}}).database);
@@ -100,7 +87,7 @@ TEST(WorkerCrash, RestartedWorkerResumesWhereItStopped) {
 
   // While it is down: 50 more. The restarted worker reads those and none of the first 50.
   for (int i = 51; i <= 100; ++i) {
-    sent.push_back(task_event(user, i));
+    sent.push_back(itest::sample_task_event(user, i));
     ASSERT_TRUE(producer.publish_event(topic, events::to_json(sent.back()), user));
   }
   EXPECT_EQ(total_lag(s, group, topic), 50);
