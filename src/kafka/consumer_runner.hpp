@@ -94,6 +94,11 @@ struct ConsumerOptions {
   std::chrono::milliseconds pause_after{500};
   std::chrono::milliseconds stop_deadline{15'000};
   Properties extra;  ///< extra librdkafka properties (tests, tuning)
+  /// Start every newly assigned partition at its current end, resolved before the
+  /// partitions count as assigned: once assigned_partitions() > 0, every message produced
+  /// afterwards is consumed. (auto.offset.reset=latest alone resolves the end lazily, after
+  /// the assignment, so a message produced in between is skipped.)
+  bool start_at_end = false;
 };
 
 struct ConsumerStats {

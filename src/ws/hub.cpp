@@ -466,6 +466,7 @@ void Hub::start() {
   // A group of its own each start: begin at the end (clients catch up from the DB), and
   // leave no trace worth keeping.
   o.extra = {{"auto.offset.reset", "latest"}};
+  o.start_at_end = true;  // so /readyz means every change from now on is pushed
   const auto updates_topic = settings_.kafka_topic_task_updates;
   consumer_ = std::make_unique<kafka::ConsumerRunner>(
       settings_, o, [this, updates_topic](std::span<const kafka::Message> batch, kafka::BatchContext&) {

@@ -199,6 +199,22 @@ struct ConsumerRunner::Impl {
     rd_kafka_topic_partition_list_destroy(parts);
   }
 
+  /// Explicit end offsets for parts (see ConsumerOptions::start_at_end); a partition whose
+  /// end cannot be read keeps the logical OFFSET_END.
+  void resolve_ends(rd_kafka_t* handle, rd_kafka_topic_partition_list_t* parts) {
+    for (int i = 0; i < parts->cnt; ++i) {
+      auto& p = parts->elems[i];
+      std::int64_t low = 0, high = 0;
+      auto err = rd_kafka_query_watermark_offsets(handle, p.topic, p.partition, &low, &high, 5000);
+      if (err) {
+        spdlog::warn("consumer {}: end of {}[{}]: {}", opt.group_id, p.topic, p.partition, rd_kafka_err2str(err));
+        p.offset = RD_KAFKA_OFFSET_END;
+      } else {
+        p.offset = high;
+      }
+    }
+  }
+
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
     static_cast<Impl*>(opaque)->on_rebalance(rk, err, parts);
   }
@@ -207,6 +223,7 @@ struct ConsumerRunner::Impl {
     rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("consumer {}: assigned {} partition(s)", opt.group_id, parts->cnt);
+      if (opt.start_at_end) resolve_ends(handle, parts);
       rd_kafka_assign(handle, parts);
       assigned = static_cast<std::size_t>(parts->cnt);
       abort_retries = stop_requested.load();
