@@ -2,24 +2,79 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <string>
 
 namespace taskstream::kafka::impl {
 namespace {
 
 std::mutex g_errors_mutex;
 std::map<const rd_kafka_t*, Error> g_errors;  // last non-retriable error per live client
+std::map<const rd_kafka_t*, std::string> g_cert_refusals;  // why a broker certificate was last refused, until one passes
+
+// OpenSSL's X509_V_ERR_* codes (stable ABI values) that a misconfigured client meets.
+std::string describe_x509_error(int code) {
+  switch (code) {
+    case 62:  // X509_V_ERR_HOSTNAME_MISMATCH
+    case 64:  // X509_V_ERR_IP_ADDRESS_MISMATCH
+      return "the certificate is not issued for this host name or address (host name verification)";
+    case 2:   // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+    case 18:  // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+    case 19:  // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+    case 20:  // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    case 21:  // X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+      return "the certificate is not signed by a CA in KAFKA_SSL_CA_LOCATION";
+    case 9: return "the certificate is not yet valid";
+    case 10: return "the certificate has expired";
+    default: return "OpenSSL verify error " + std::to_string(code);
+  }
+}
+
+// Keeps OpenSSL's verdict exactly (a certificate passes only if OpenSSL found no error:
+// CA chain and, with ssl.endpoint.identification.algorithm=https, the host name); it only
+// records why a certificate was refused, which librdkafka's error string does not say.
+int cert_verify_cb(rd_kafka_t* rk, const char*, int32_t, int* x509_error, int depth, const char*, size_t, char* errstr,
+                   size_t errstr_size, void*) {
+  std::lock_guard lock(g_errors_mutex);
+  if (*x509_error == 0) {
+    if (depth == 0) g_cert_refusals.erase(rk);
+    return 1;
+  }
+  std::string why = "broker certificate refused: " + describe_x509_error(*x509_error);
+  std::snprintf(errstr, errstr_size, "%s", why.c_str());
+  g_cert_refusals.insert_or_assign(rk, std::move(why));
+  return 0;
+}
 
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   // librdkafka logs a refused connection at level 3 although it retries by itself; the
   // error callback reports what an operator must act on, so its logs stay warnings.
   const auto lvl = level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
   spdlog::log(lvl, "kafka {} {}: {}", rd_kafka_name(rk), fac, buf);
+  // A listener that hangs up before answering ApiVersion is, most likely, a TLS listener
+  // seen by a plaintext client. librdkafka 2.12 only logs this (no error callback, and no
+  // longer with its security.protocol hint), so it is kept here to explain a failed call.
+  const std::string_view msg(buf);
+  if (std::string_view(fac) == "FAIL" && msg.find("Disconnected") != std::string_view::npos &&
+      msg.find("in state APIVERSION_QUERY") != std::string_view::npos) {
+    std::lock_guard lock(g_errors_mutex);
+    g_errors.insert_or_assign(rk, Error(RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        std::string(msg) + ": might be caused by a security.protocol that does not match the listener",
+                                        false, false));
+  }
 }
 
 void error_cb(rd_kafka_t* rk, int err, const char* reason, void*) {
   Error e(err, reason);
+  if (err == RD_KAFKA_RESP_ERR__SSL) {
+    std::lock_guard lock(g_errors_mutex);
+    if (auto it = g_cert_refusals.find(rk); it != g_cert_refusals.end()) e = Error(err, it->second + " (" + reason + ")");
+  } else if (err == RD_KAFKA_RESP_ERR__TRANSPORT && std::string_view(reason).find("security.protocol") != std::string_view::npos) {
+    // A TLS listener dropping a plaintext client (or the reverse): retrying cannot help.
+    e = Error(err, reason, false, false);
+  }
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char buf[512];
     auto orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
@@ -45,6 +100,7 @@ void HandleDeleter::operator()(rd_kafka_t* rk) const noexcept {
   rd_kafka_destroy(rk);
   std::lock_guard lock(g_errors_mutex);
   g_errors.erase(rk);
+  g_cert_refusals.erase(rk);
 }
 
 std::optional<Error> last_client_error(const rd_kafka_t* rk) {
@@ -66,6 +122,7 @@ Handle make_client(rd_kafka_type_t type, const Properties& props, const std::fun
   }
   rd_kafka_conf_set_log_cb(conf, log_cb);
   rd_kafka_conf_set_error_cb(conf, error_cb);
+  rd_kafka_conf_set_ssl_cert_verify_cb(conf, cert_verify_cb);  // RD_KAFKA_CONF_INVALID without SSL support: fine
   if (customize) customize(conf);
   rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
   if (!rk) {

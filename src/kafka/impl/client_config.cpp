@@ -33,6 +33,10 @@ Properties common_properties(const config::Settings& s, const std::string& boots
     p.emplace_back("sasl.password", s.kafka_sasl_password);
   }
   if (!s.kafka_ssl_ca_location.empty()) p.emplace_back("ssl.ca.location", s.kafka_ssl_ca_location);
+  if (s.kafka_security_protocol == config::SecurityProtocol::ssl || s.kafka_security_protocol == config::SecurityProtocol::sasl_ssl)
+    // librdkafka's default since 2.0, stated so it cannot silently change: the broker's
+    // certificate must name the host in bootstrap.servers / the advertised listener.
+    p.emplace_back("ssl.endpoint.identification.algorithm", "https");
   return p;
 }
 

@@ -76,8 +76,13 @@ std::string Error::hint() const {
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
       return "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD";
     case RD_KAFKA_RESP_ERR__SSL:
-      return "check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_CA_LOCATION";
+      return "check KAFKA_SSL_CA_LOCATION (the CA that signed the broker certificates), that KAFKA_BOOTSTRAP_SERVERS "
+             "names hosts the certificates are issued for, and KAFKA_SECURITY_PROTOCOL";
     case RD_KAFKA_RESP_ERR__TRANSPORT:
+      if (message_.find("security.protocol") != std::string::npos)
+        return "check KAFKA_SECURITY_PROTOCOL: it must match the broker listener in KAFKA_BOOTSTRAP_SERVERS (SSL/SASL_SSL "
+               "for a TLS listener)";
+      [[fallthrough]];
     case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
     case RD_KAFKA_RESP_ERR__RESOLVE:
       return "check KAFKA_BOOTSTRAP_SERVERS and that the broker is running (scripts/kafka status)";
