@@ -14,7 +14,7 @@ nlohmann::json parse_object(std::string_view body) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body, limit_depth);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e400"
     if (too_deep) throw http::HttpError(400, "request body nests deeper than 32 levels");
     // nlohmann's message names the byte offset; keep only that part.
     throw http::HttpError(400, "malformed JSON: " + std::string(e.what()).substr(std::string(e.what()).find(']') + 2));

@@ -58,7 +58,8 @@ json parse_object(std::string_view payload) {
         // nlohmann's lexer rejects ill-formed UTF-8 inside strings, and any non-ASCII
         // byte outside a string is a syntax error, so this doubles as the UTF-8 check.
         doc = json::parse(payload);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and out_of_range for a number too large for a double ("1e400").
         throw EventError(ErrorKind::bad_json, {}, printable(e.what()));
     }
     if (!doc.is_object()) {
