@@ -131,6 +131,14 @@ JwtCodec::Claims JwtCodec::verify_claims(std::string_view token, std::chrono::sy
   const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   if (exp <= now_s) throw AuthError("token expired");
 
+  // nbf is optional (we never issue it), but a token that carries one is not used early.
+  std::unique_ptr<char, FreeDeleter> nbf_json{jwt_get_grants_json(decoded.get(), "nbf")};
+  if (nbf_json) {
+    const auto nbf_value = nlohmann::json::parse(nbf_json.get(), nullptr, false);
+    if (!nbf_value.is_number_integer()) throw AuthError("bad nbf");
+    if (nbf_value.get<long long>() > now_s + kNotBeforeLeeway.count()) throw AuthError("token not yet valid");
+  }
+
   const char* sub = jwt_get_grant(decoded.get(), "sub");
   if (sub == nullptr || *sub == '\0') throw AuthError("missing sub");
   return Claims{std::string{sub}, std::chrono::system_clock::time_point(std::chrono::seconds(exp))};

@@ -2,6 +2,8 @@
 // Access tokens: HS256 JWTs carrying `sub` (the user id), `iat` and `exp`, through libjwt.
 // Only HS256 is accepted: a token whose header names another alg ("none", HS512, RS256, ...)
 // is refused before its signature is even looked at, so no key confusion is possible.
+// A token carrying `nbf` (not before; we never issue one, another issuer sharing the secret
+// may) is refused until nbf - kNotBeforeLeeway: 30 s of tolerance for clocks that disagree.
 //
 // Lifecycle: built once at start from the JWT secret, then read-only. Thread-safety: const
 // methods are safe from any thread. Blocking: no (a few microseconds of HMAC).
@@ -20,6 +22,10 @@ class AuthError final : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// How far in the future a token's `nbf` may lie and still be accepted (clock skew between
+/// the issuer and us). `exp` gets no leeway: we issue it ourselves.
+inline constexpr std::chrono::seconds kNotBeforeLeeway{30};
+
 class JwtCodec final {
  public:
   /// Throws std::invalid_argument when `secret` is shorter than 32 bytes (HS256 wants a key
@@ -33,7 +39,9 @@ class JwtCodec final {
   std::string issue(std::string_view subject, std::chrono::system_clock::time_point now) const;
 
   /// Returns the token's `sub`, or throws AuthError with one of: "malformed token",
-  /// "unsupported alg", "bad signature", "missing exp", "token expired", "missing sub".
+  /// "unsupported alg", "bad signature", "missing exp", "token expired", "bad nbf" (present
+  /// but not an integer), "token not yet valid" (nbf beyond now + kNotBeforeLeeway),
+  /// "missing sub".
   std::string verify(std::string_view token) const;
   /// Same, judging expiry at `now`.
   std::string verify(std::string_view token, std::chrono::system_clock::time_point now) const;

@@ -135,6 +135,47 @@ TEST(Jwt, MissingOrNonIntegerExpIsRefused) {
   EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", "tomorrow"}})), "missing exp");
 }
 
+TEST(Jwt, FutureNbfIsRefusedBeyondTheLeeway) {
+  JwtCodec codec{kSecret};
+  const long exp = now_s() + 3600;
+  // Past or present nbf: fine. Within the documented leeway: fine (clock skew).
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", now_s() - 60}})), "accepted");
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", now_s()}})), "accepted");
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", now_s() + kNotBeforeLeeway.count() - 5}})), "accepted");
+  // Beyond it: refused, HTTP and /ws alike (both go through verify_claims).
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", now_s() + kNotBeforeLeeway.count() + 60}})),
+            "token not yet valid");
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", now_s() + 1800}})), "token not yet valid");
+  // A non-integer nbf is not ignored.
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", "later"}})), "bad nbf");
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}, {"exp", exp}, {"nbf", nullptr}})), "bad nbf");
+}
+
+TEST(Jwt, NbfIsJudgedAtTheGivenClock) {
+  JwtCodec codec{kSecret};
+  const auto now = std::chrono::system_clock::now();
+  const long nbf = now_s() + 600;
+  const auto token = craft(kHs256, {{"sub", "u1"}, {"exp", nbf + 3600}, {"nbf", nbf}});
+  EXPECT_THROW(codec.verify(token, now), AuthError);
+  EXPECT_EQ(codec.verify(token, now + 601s), "u1");
+  EXPECT_EQ(codec.verify(token, now + 600s - kNotBeforeLeeway + 1s), "u1") << "inside the leeway";
+  EXPECT_THROW(codec.verify(token, now + 600s - kNotBeforeLeeway - 5s), AuthError);
+}
+
+TEST(Jwt, IssuedTokensCarryNoNbfAndPassAtOnce) {
+  JwtCodec codec{kSecret};
+  const auto token = codec.issue("u1");
+  const auto payload_b64 = token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1);
+  std::string raw(payload_b64.size(), '\0');
+  std::size_t len = 0;
+  ASSERT_EQ(sodium_base642bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(), payload_b64.data(), payload_b64.size(), nullptr,
+                              &len, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+            0);
+  raw.resize(len);
+  EXPECT_FALSE(json::parse(raw).contains("nbf"));
+  EXPECT_EQ(codec.verify(token), "u1");
+}
+
 TEST(Jwt, MissingSubIsRefused) {
   JwtCodec codec{kSecret};
   EXPECT_EQ(reason(codec, craft(kHs256, {{"exp", now_s() + 60}})), "missing sub");
