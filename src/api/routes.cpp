@@ -8,6 +8,7 @@
 #include "api/body.hpp"
 #include "api/metrics.hpp"
 #include "auth/password.hpp"
+#include "auth/rate_limit.hpp"
 #include "events/events.hpp"
 #include "http/blocking.hpp"
 #include "outbox/relay.hpp"
@@ -176,8 +177,32 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     co_return Response::json(201, {{"id", user->id}, {"email", user->email}});
   });
 
-  router.add({"POST", "/auth/token", false, "Exchange email and password for a bearer token"}, [&ctx](Request& req) -> awaitable<Response> {
+  // Login attempts: per client address every attempt counts (taken before the body is even
+  // read); per account only failures do (taken before the password check, so concurrent
+  // guesses cannot overshoot, and given back on success).
+  struct LoginLimits {
+    LoginLimits(int per_address_per_minute, int per_account_per_minute)
+        : per_address(per_address_per_minute), per_account(per_account_per_minute) {}
+    auth::RateLimiter per_address;
+    auth::RateLimiter per_account;
+  };
+  auto limits = std::make_shared<LoginLimits>(ctx.settings.auth_rate_limit_per_address, ctx.settings.auth_rate_limit_per_account);
+  auto too_many = [](const auth::RateLimiter::Decision& d, std::string_view what) {
+    auto r = Response::problem(429, "too many login attempts " + std::string(what) + "; retry in " + std::to_string(d.retry_after.count()) + " s");
+    r.headers.emplace_back("Retry-After", std::to_string(d.retry_after.count()));
+    return r;
+  };
+
+  router.add({"POST", "/auth/token", false, "Exchange email and password for a bearer token"}, [&ctx, limits, too_many](Request& req) -> awaitable<Response> {
+    if (auto d = limits->per_address.acquire(auth::address_key(req.remote)); !d.allowed) {
+      spdlog::warn("request {}: login attempts from {} over the limit", req.request_id, req.remote);
+      co_return too_many(d, "from this address");
+    }
     auto [email, password] = credentials(req);
+    if (auto d = limits->per_account.acquire(email); !d.allowed) {
+      spdlog::warn("request {}: failed logins for one account over the limit", req.request_id);
+      co_return too_many(d, "for this account");
+    }
     auto user_id = co_await http::offload(ctx.blocking_pool, [&]() -> std::optional<std::string> {
       auto user = ctx.store.find_user_by_email(email);
       // Verify against a fixed hash when the user is unknown, so timing does not tell
@@ -187,6 +212,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       if (!user || !ok) return std::nullopt;
       return user->id;
     });
+    if (user_id) limits->per_account.refund(email);
     if (!user_id) {
       auto r = Response::problem(401, "incorrect email or password");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");

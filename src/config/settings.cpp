@@ -269,6 +269,8 @@ Settings Settings::load(const EnvMap& env) {
     s.jwt_secret = *v;
   }
   if (const auto* v = find(env, "CORS_ORIGINS")) s.cors_origins = split_list(*v);
+  read_int(env, "AUTH_RATE_LIMIT_PER_ADDRESS", s.auth_rate_limit_per_address, 0, 1'000'000);
+  read_int(env, "AUTH_RATE_LIMIT_PER_ACCOUNT", s.auth_rate_limit_per_account, 0, 1'000'000);
 
   read_bool(env, "EMAIL_NOTIFICATIONS_ENABLED", s.email_notifications_enabled);
   read_string(env, "SMTP_HOST", s.smtp_host);
@@ -337,6 +339,8 @@ std::vector<std::pair<std::string, std::string>> Settings::describe() const {
       {"HTTP_PORT", std::to_string(http_port)},
       {"JWT_SECRET", jwt_secret ? std::string(kMasked) : std::string()},
       {"CORS_ORIGINS", cors},
+      {"AUTH_RATE_LIMIT_PER_ADDRESS", std::to_string(auth_rate_limit_per_address)},
+      {"AUTH_RATE_LIMIT_PER_ACCOUNT", std::to_string(auth_rate_limit_per_account)},
       {"EMAIL_NOTIFICATIONS_ENABLED", b(email_notifications_enabled)},
       {"SMTP_HOST", smtp_host},
       {"SMTP_PORT", std::to_string(smtp_port)},

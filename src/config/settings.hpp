@@ -81,6 +81,11 @@ struct Settings {
   std::uint16_t http_port = 8000;
   std::optional<std::string> jwt_secret;  // secret; required by `serve` (checked there)
   std::vector<std::string> cors_origins;
+  /// POST /auth/token attempts per minute (token bucket, burst of the same size); 0: no limit.
+  /// Per client address (the TCP peer; IPv6 by /64), every attempt counts; per account
+  /// (the email), failed attempts only. Beyond either: 429 with Retry-After.
+  int auth_rate_limit_per_address = 20;
+  int auth_rate_limit_per_account = 10;
   // Email
   bool email_notifications_enabled = true;
   std::string smtp_host = "localhost";
