@@ -199,18 +199,27 @@ struct ConsumerRunner::Impl {
     rd_kafka_topic_partition_list_destroy(parts);
   }
 
-  /// Explicit end offsets for parts (see ConsumerOptions::start_at_end); a partition whose
-  /// end cannot be read keeps the logical OFFSET_END.
+  /// Explicit end offsets for parts (see ConsumerOptions::start_at_end). A fresh topic may
+  /// answer "not leader" for a while: retry for up to 15 s; a partition whose end still
+  /// cannot be read keeps the logical OFFSET_END (and a warning says so).
   void resolve_ends(rd_kafka_t* handle, rd_kafka_topic_partition_list_t* parts) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     for (int i = 0; i < parts->cnt; ++i) {
       auto& p = parts->elems[i];
-      std::int64_t low = 0, high = 0;
-      auto err = rd_kafka_query_watermark_offsets(handle, p.topic, p.partition, &low, &high, 5000);
-      if (err) {
-        spdlog::warn("consumer {}: end of {}[{}]: {}", opt.group_id, p.topic, p.partition, rd_kafka_err2str(err));
-        p.offset = RD_KAFKA_OFFSET_END;
-      } else {
-        p.offset = high;
+      for (;;) {
+        std::int64_t low = 0, high = 0;
+        auto err = rd_kafka_query_watermark_offsets(handle, p.topic, p.partition, &low, &high, 5000);
+        if (!err) {
+          p.offset = high;
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= until || stop_requested.load()) {
+          spdlog::warn("consumer {}: end of {}[{}]: {}; starting at its end when known", opt.group_id, p.topic, p.partition,
+                       rd_kafka_err2str(err));
+          p.offset = RD_KAFKA_OFFSET_END;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }
   }
