@@ -134,6 +134,8 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(relay.stats().published); });
   metrics.add_gauge("outbox_events_failed_total", "Event deliveries that failed and were retried.", "counter",
                     [&] { return static_cast<double>(relay.stats().failed); });
+  metrics.add_gauge("kafka_producer_restarts_total", "Times the relay replaced a producer client that stopped delivering.", "counter",
+                    [&] { return static_cast<double>(relay.stats().producer_restarts); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
 

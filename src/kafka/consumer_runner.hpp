@@ -16,6 +16,9 @@
 // pauses the assigned partitions and keeps polling, so the member stays in the group
 // (max.poll.interval.ms) and rebalances are served.
 //
+// Wedged client: out of the group for rejoin_after, the member replaces its librdkafka
+// client (nothing is in hand then; offsets not committed are read again and deduplicated).
+//
 // Lifecycle: construct, start(), stop() (or destroy). stop() lets the batch in hand finish
 // (retries are cut short), commits, leaves the group, bounded by stop_deadline.
 // Thread-safety: start/stop from one owning thread; stats() from any thread.
@@ -99,6 +102,12 @@ struct ConsumerOptions {
   /// afterwards is consumed. (auto.offset.reset=latest alone resolves the end lazily, after
   /// the assignment, so a message produced in between is skipped.)
   bool start_at_end = false;
+  /// Out of the group this long (no assignment since a revoke, a lost assignment or the
+  /// start): the librdkafka client is replaced by a new member. Covers a client wedged by a
+  /// librdkafka bug after a KRaft broker was fenced, while the cluster itself is up; with
+  /// the cluster really down a new client costs nothing. The wait doubles after each
+  /// replacement (up to 10 min) until a member is in again.
+  std::chrono::milliseconds rejoin_after{60'000};
 };
 
 struct ConsumerStats {
@@ -107,6 +116,7 @@ struct ConsumerStats {
   std::uint64_t retries = 0;        ///< handler attempts beyond the first
   std::uint64_t batches = 0;
   std::uint64_t rebalances = 0;
+  std::uint64_t client_restarts = 0;  ///< clients replaced after rejoin_after out of the group
 };
 
 class ConsumerRunner final {

@@ -66,6 +66,17 @@ class Producer final {
   bool enabled() const noexcept;
   /// After a fatal error the producer refuses everything; the owner builds a new one.
   bool fatal() const noexcept;
+  /// Replaces the librdkafka client with a new one built from the same properties. What
+  /// the old one still held is purged first: those callbacks report _PURGE_QUEUE or
+  /// _PURGE_INFLIGHT (an in-flight message may still have been written: its owner sends
+  /// it again and consumers deduplicate by event_id). For a client that stopped
+  /// delivering although the cluster is up (librdkafka issue #5430: a partition whose
+  /// leader was briefly -1, as when KRaft fences a broker, is never produced to again).
+  /// Must not be called from a delivery callback. False when the new client could not
+  /// be built (the old one stays).
+  bool restart(std::string_view why);
+  /// How many times restart() replaced the client.
+  std::uint64_t restarts() const noexcept;
 
  private:
   struct Impl;

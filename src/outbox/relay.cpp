@@ -51,7 +51,7 @@ void Relay::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-RelayStats Relay::stats() const noexcept { return {published_.load(), failed_.load(), batches_.load()}; }
+RelayStats Relay::stats() const noexcept { return {published_.load(), failed_.load(), batches_.load(), restarts_.load()}; }
 
 void Relay::run() {
   if (!producer_.enabled()) {
@@ -101,7 +101,10 @@ int Relay::publish_batch() {
     spdlog::warn("outbox relay: reading the outbox: {}", e.what());
     return -1;
   }
-  if (rows.empty()) return 0;
+  if (rows.empty()) {
+    last_progress_ = {};  // idle is not a stall
+    return 0;
+  }
 
   auto state = std::make_shared<BatchState>();
   state->pending = rows.size();
@@ -119,10 +122,26 @@ int Relay::publish_batch() {
   std::size_t failed = 0;
   std::string first_error;
   {
+    using Clock = std::chrono::steady_clock;
+    if (last_progress_ == Clock::time_point{}) last_progress_ = Clock::now();
+    std::size_t seen = 0;
+    bool restarted = false;
     std::unique_lock lock(state->mutex);
     // In slices, so that a stop or drain that moves give_up_ is seen.
-    while (state->pending > 0 && std::chrono::steady_clock::now() < give_up())
+    while (state->pending > 0 && Clock::now() < give_up()) {
       state->cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (state->delivered.size() > seen) {
+        seen = state->delivered.size();
+        last_progress_ = Clock::now();
+      } else if (!restarted && state->pending > 0 && Clock::now() - last_progress_ >= options_.stall_timeout) {
+        // The purge reports every message still held, so the wait ends at once.
+        lock.unlock();
+        restarted = producer_.restart("nothing delivered for " + std::to_string(options_.stall_timeout.count()) + " ms");
+        if (restarted) restarts_++;
+        last_progress_ = Clock::now();
+        lock.lock();
+      }
+    }
     delivered = state->delivered;
     failed = state->failed + state->pending;  // not reported by the deadline: retried later
     first_error = state->first_error;

@@ -9,6 +9,8 @@
 // with the same event_id; consumers apply each event_id once.
 //
 // Kafka down: rows stay unpublished and are retried with backoff; writes never wait.
+// Stalled producer: nothing delivered for stall_timeout while rows wait → the producer's
+// client is replaced and the rows not acknowledged are sent again (same event_id).
 // Lifecycle: start(); wake() after each commit; drain(deadline) then stop() on shutdown.
 // Thread-safety: wake() and stats() from any thread; start/drain/stop from the owner.
 // Blocking: the relay runs on its own thread; drain() blocks up to its deadline.
@@ -29,12 +31,17 @@ struct RelayOptions {
   int batch_size = 1000;
   std::chrono::milliseconds idle_poll{200};     ///< poll interval when nobody wakes the relay
   std::chrono::milliseconds retry_backoff{1000};  ///< after a failed batch or DB error
+  /// No message delivered for this long while some wait: the producer's client is
+  /// replaced (Producer::restart). Covers a client wedged by a librdkafka bug while the
+  /// cluster is up; while the cluster is really down a restart costs nothing.
+  std::chrono::milliseconds stall_timeout{30'000};
 };
 
 struct RelayStats {
   std::uint64_t published = 0;
   std::uint64_t failed = 0;  ///< delivery failures (rows retried later)
   std::uint64_t batches = 0;
+  std::uint64_t producer_restarts = 0;  ///< stalls that replaced the producer's client
 };
 
 class Relay final {
@@ -71,7 +78,9 @@ class Relay final {
   std::atomic<bool> drained_{false};
   /// Until when a batch waits for its reports (steady clock, ns); max while running.
   std::atomic<std::int64_t> give_up_ns_{INT64_MAX};
-  std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0};
+  std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0}, restarts_{0};
+  /// Last successful delivery, or the start of waiting when none since (steady clock).
+  std::chrono::steady_clock::time_point last_progress_{};
 };
 
 }  // namespace taskstream::outbox

@@ -10,6 +10,7 @@
 
 #include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
+#include "kafka/embedded_cluster.hpp"
 #include "kafka/producer.hpp"
 #include "test_env.hpp"
 
@@ -133,4 +134,37 @@ TEST(ConsumerLifecycle, StopIsBoundedWhileRetryingAndTheUnfinishedBatchComesBack
   ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 3; }));
   next.stop();
   EXPECT_EQ(tally.seen, (std::multiset<std::string>{"0", "1", "2"}));
+}
+
+// A member out of the group longer than rejoin_after replaces its librdkafka client (the
+// guard against a client wedged after a KRaft fencing, which never rejoins by itself);
+// the new member gets the committed offsets, so nothing is missed. The embedded cluster's
+// broker going down is what throws the member out here.
+TEST(ConsumerLifecycle, EmbeddedMemberOutOfTheGroupTooLongReplacesItsClientAndMissesNothing) {
+  auto s = config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", "embedded"}, {"LOG_LEVEL", "warn"}});
+  const auto topic = itest::unique_name("rejoin");
+  itest::create_topic_with_dlq(s, topic, 2);
+  produce_numbered(s, topic, 50, 5);
+
+  Tally tally;
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("rejoin-group");
+  o.topics = {topic};
+  o.rejoin_after = 2s;
+  o.extra = {{"session.timeout.ms", "3000"}, {"heartbeat.interval.ms", "500"}};
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { tally.add(batch); });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 50; }));
+  std::this_thread::sleep_for(2s);  // the periodic commit
+
+  kafka::embedded::set_broker_down(1, true);
+  ASSERT_TRUE(itest::wait_until([&] { return runner.stats().client_restarts >= 1; }, 30s)) << "the member never replaced its client";
+  kafka::embedded::set_broker_down(1, false);
+  produce_numbered(s, topic, 50, 5);  // "0".."49" again: each value now twice in all
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 100 && runner.assigned_partitions() == 2; }, 60s)) << tally.size();
+  runner.stop();
+  std::map<std::string, std::size_t> count;
+  for (const auto& v : tally.seen) count[v]++;
+  EXPECT_EQ(count.size(), 50u);
+  for (const auto& [v, n] : count) EXPECT_EQ(n, 2u) << v << ": lost or handled again after the new client joined";
 }

@@ -91,6 +91,53 @@ TEST(OutboxRelay, EmbeddedBrokerDownThenUpDrainsTheBacklogInOrderOnce) {
   }
 }
 
+// A producer that delivers nothing for stall_timeout while rows wait has its client
+// replaced (the guard against librdkafka issue #5430, where a client wedged after a KRaft
+// fencing never produces again); the backlog still goes out once each, in order.
+TEST(OutboxRelay, StalledProducerIsReplacedAndTheBacklogStillDrainsOnceInOrder) {
+  const auto prefix = itest::unique_name("stall");
+  auto s = config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", "embedded"},
+                                   {"KAFKA_TOPIC_TASK_EVENTS", prefix + "-events"},
+                                   {"KAFKA_TOPIC_TASK_UPDATES", prefix + "-updates"},
+                                   {"DATABASE_URL", temp_db()},
+                                   {"LOG_LEVEL", "warn"}});
+  kafka::Admin(s).ensure_topics(kafka::service_topics(s));
+  auto store = storage::open_store(s.database);
+  store->migrate();
+  kafka::Producer producer(s);
+  outbox::Relay relay(*store, producer, {.batch_size = 40, .idle_poll = 50ms, .retry_backoff = 200ms, .stall_timeout = 2s});
+  relay.start();
+
+  constexpr int kUsers = 3, kPerUser = 40;
+  auto factory = outbox::task_event_factory(s, "task_created");
+  std::vector<std::string> users;
+  for (int u = 0; u < kUsers; ++u) users.push_back(store->create_user(itest::unique_name("u") + "@example.com", "x")->id);
+  auto write = [&](int from, int to) {
+    for (int i = from; i < to; ++i)
+      for (const auto& user : users) store->create_task(new_task(user, i), factory);
+  };
+  write(0, kPerUser / 2);
+  ASSERT_TRUE(itest::wait_until([&] { return store->outbox_stats().waiting == 0; }, 30s));
+  kafka::embedded::set_broker_down(1, true);
+  write(kPerUser / 2, kPerUser);
+  ASSERT_TRUE(itest::wait_until([&] { return relay.stats().producer_restarts >= 2; }, 30s)) << "no restart after a stall";
+  EXPECT_GT(store->outbox_stats().waiting, 0);
+  kafka::embedded::set_broker_down(1, false);
+  ASSERT_TRUE(itest::wait_until([&] { return store->outbox_stats().waiting == 0; }, 60s)) << store->outbox_stats().waiting << " still waiting";
+  relay.stop();
+  EXPECT_EQ(producer.restarts(), relay.stats().producer_restarts);
+
+  for (const auto& topic : {prefix + "-events", prefix + "-updates"}) {
+    auto seqs = seqs_by_user(s, topic, kUsers * kPerUser);
+    ASSERT_EQ(seqs.size(), static_cast<std::size_t>(kUsers)) << topic;
+    for (const auto& [user, list] : seqs) {
+      std::vector<std::int64_t> expected(kPerUser);
+      std::iota(expected.begin(), expected.end(), 1);
+      EXPECT_EQ(list, expected) << topic << " " << user << ": lost, duplicated or out of order";
+    }
+  }
+}
+
 TEST(OutboxRelay, DrainPublishesWhatWaitsBeforeStop) {
   auto s = itest::kafka_settings({{"DATABASE_URL", temp_db()}});
   const auto prefix = itest::unique_name("drain");

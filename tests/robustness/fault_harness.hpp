@@ -7,6 +7,8 @@
 // duplicate and in order, and the audit trail holds each event once.
 
 #include <gtest/gtest.h>
+
+#include <fstream>
 #include <signal.h>
 
 #include <algorithm>
@@ -41,6 +43,20 @@ inline bool full_size() {
 inline std::string repo_dir() {
   const char* v = std::getenv("TASKSTREAM_REPO_DIR");
   return v && *v ? v : TASKSTREAM_SOURCE_DIR;
+}
+
+/// Broker `node`'s server log (the script's layout: var/kafka/node-N/kafka.log).
+inline std::string broker_log(int node) { return repo_dir() + "/var/kafka/node-" + std::to_string(node) + "/kafka.log"; }
+
+inline std::size_t count_in(std::string_view text, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string_view::npos; pos = text.find(needle, pos + needle.size())) ++n;
+  return n;
+}
+
+inline std::size_t count_in_file(const std::string& path, std::string_view needle) {
+  std::ifstream f(path);
+  return count_in(std::string(std::istreambuf_iterator<char>(f), {}), needle);
 }
 
 inline int kafka_script(const std::string& args) {

@@ -96,11 +96,24 @@ bool is_secret(const std::string& key) { return key.find("password") != std::str
 
 }  // namespace
 
-void HandleDeleter::operator()(rd_kafka_t* rk) const noexcept {
-  rd_kafka_destroy(rk);
+namespace {
+void forget(const rd_kafka_t* rk) {
   std::lock_guard lock(g_errors_mutex);
   g_errors.erase(rk);
   g_cert_refusals.erase(rk);
+}
+}  // namespace
+
+void HandleDeleter::operator()(rd_kafka_t* rk) const noexcept {
+  rd_kafka_destroy(rk);
+  forget(rk);
+}
+
+void destroy_without_close(Handle handle) noexcept {
+  rd_kafka_t* rk = handle.release();
+  if (!rk) return;
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  forget(rk);
 }
 
 std::optional<Error> last_client_error(const rd_kafka_t* rk) {

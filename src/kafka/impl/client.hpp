@@ -21,6 +21,10 @@ using Handle = std::unique_ptr<rd_kafka_t, HandleDeleter>;
 /// Throws KafkaException (INVALID_CONFIG) naming the refused property, never its value.
 Handle make_client(rd_kafka_type_t type, const Properties& props, const std::function<void(rd_kafka_conf_t*)>& customize = {});
 
+/// Destroys a consumer without leaving its group or committing (the group coordinator may
+/// be unreachable from a wedged client): for replacing a client, never for a clean stop.
+void destroy_without_close(Handle handle) noexcept;
+
 /// The last non-retriable error (authentication, SSL, ...) the client reported through its
 /// error callback, if any: turns a bare timeout into the reason behind it.
 std::optional<Error> last_client_error(const rd_kafka_t* rk);

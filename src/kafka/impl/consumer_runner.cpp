@@ -53,7 +53,15 @@ struct ConsumerRunner::Impl {
   ConsumerOptions opt;
   BatchHandler handler;
   impl::Handle rk;
+  Properties props;  // the client's, kept to build a replacement
   std::unique_ptr<Producer> dlq;
+  // Group membership, as the rebalance callback (on the poll thread) last saw it.
+  bool in_group = false;
+  Clock::time_point out_of_group_since{};
+  // Out of the group this long → a new client. Doubles after each replacement (a new
+  // member's join may itself wait for the old one's session to expire), back to
+  // rejoin_after once a member is in.
+  std::chrono::milliseconds rejoin_wait{};
 
   std::thread poll_thread;
   std::thread worker_thread;
@@ -74,15 +82,57 @@ struct ConsumerRunner::Impl {
 
   std::vector<Message> carry;  // messages the poll returned while a batch was in hand
 
-  std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0};
+  std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0}, client_restarts{0};
 
   std::mt19937_64 rng{std::random_device{}()};
   bool kill_before_commit = false;  // TASKSTREAM_FAILPOINT (tests only)
 
   // ---- poll thread -------------------------------------------------------------------
 
+  impl::Handle make_handle() {
+    return impl::make_client(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {
+      rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
+      rd_kafka_conf_set_opaque(conf, this);
+    });
+  }
+
+  void subscribe() {
+    rd_kafka_poll_set_consumer(rk.get());
+    TopparList topics(static_cast<int>(opt.topics.size()));
+    for (const auto& t : opt.topics) rd_kafka_topic_partition_list_add(topics.list, t.c_str(), RD_KAFKA_PARTITION_UA);
+    if (auto err = rd_kafka_subscribe(rk.get(), topics.list)) throw KafkaException(impl::make_error(err, "subscribe"));
+    in_group = false;
+    out_of_group_since = Clock::now();
+  }
+
+  /// Replaces a client that has stayed out of the group for rejoin_after. Called from the
+  /// poll loop between batches, so no message of the old client is in hand.
+  void replace_client() {
+    spdlog::warn("consumer {}: out of the group for {} ms; replacing the Kafka client", opt.group_id,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - out_of_group_since).count());
+    impl::Handle fresh;
+    try {
+      fresh = make_handle();
+    } catch (const std::exception& e) {
+      spdlog::error("consumer {}: building a new client: {}", opt.group_id, e.what());
+      out_of_group_since = Clock::now();
+      return;
+    }
+    carry.clear();  // messages of the old client go before it
+    impl::destroy_without_close(std::exchange(rk, std::move(fresh)));
+    rejoin_wait = std::min<std::chrono::milliseconds>(rejoin_wait * 2, std::chrono::minutes(10));
+    try {
+      subscribe();
+    } catch (const std::exception& e) {
+      spdlog::error("consumer {}: {}", opt.group_id, e.what());
+      out_of_group_since = Clock::now();
+    }
+    client_restarts++;
+  }
+
   void poll_loop() {
     while (!stop_requested.load()) {
+      if (!in_group && Clock::now() - out_of_group_since >= rejoin_wait) replace_client();
       std::vector<Message> next = std::move(carry);
       carry.clear();
       gather(next);
@@ -235,6 +285,8 @@ struct ConsumerRunner::Impl {
       if (opt.start_at_end) resolve_ends(handle, parts);
       rd_kafka_assign(handle, parts);
       assigned = static_cast<std::size_t>(parts->cnt);
+      in_group = true;
+      rejoin_wait = opt.rejoin_after;
       abort_retries = stop_requested.load();
       return;
     }
@@ -254,6 +306,8 @@ struct ConsumerRunner::Impl {
       spdlog::warn("consumer {}: commit on revoke: {}", opt.group_id, rd_kafka_err2str(e));
     rd_kafka_assign(handle, nullptr);
     assigned = 0;
+    in_group = false;
+    out_of_group_since = Clock::now();
     if (!stop_requested.load()) abort_retries = false;
   }
 
@@ -445,20 +499,15 @@ void ConsumerRunner::start() {
   const auto bootstrap = resolve_bootstrap(impl_->settings);
   ConsumerProperties cp{impl_->opt.group_id, impl_->opt.client_id, impl_->opt.extra};
   auto* self = impl_.get();
-  impl_->rk = impl::make_client(RD_KAFKA_CONSUMER, consumer_properties(impl_->settings, bootstrap, cp), [self](rd_kafka_conf_t* conf) {
-    rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, self);
-  });
-  rd_kafka_poll_set_consumer(impl_->rk.get());
+  impl_->props = consumer_properties(impl_->settings, bootstrap, cp);
+  impl_->rejoin_wait = impl_->opt.rejoin_after;
+  impl_->rk = impl_->make_handle();
   ProducerOptions po;
   po.client_id = impl_->opt.client_id + "-dlq";
   po.delivery_timeout = std::chrono::seconds(30);
   impl_->dlq = std::make_unique<Producer>(impl_->settings, po);
 
-  TopparList topics(static_cast<int>(impl_->opt.topics.size()));
-  for (const auto& t : impl_->opt.topics) rd_kafka_topic_partition_list_add(topics.list, t.c_str(), RD_KAFKA_PARTITION_UA);
-  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.list))
-    throw KafkaException(impl::make_error(err, "subscribe"));
+  impl_->subscribe();
   if (const char* fp = std::getenv("TASKSTREAM_FAILPOINT")) impl_->kill_before_commit = std::string_view(fp) == "kill_before_commit";
   impl_->stop_requested = false;
   impl_->abort_retries = false;
@@ -497,7 +546,8 @@ bool ConsumerRunner::running() const noexcept { return impl_->running.load(); }
 std::size_t ConsumerRunner::assigned_partitions() const noexcept { return impl_->assigned.load(); }
 
 ConsumerStats ConsumerRunner::stats() const noexcept {
-  return {impl_->processed.load(), impl_->dead_lettered.load(), impl_->retries.load(), impl_->batches.load(), impl_->rebalances.load()};
+  return {impl_->processed.load(), impl_->dead_lettered.load(), impl_->retries.load(), impl_->batches.load(), impl_->rebalances.load(),
+          impl_->client_restarts.load()};
 }
 
 }  // namespace taskstream::kafka

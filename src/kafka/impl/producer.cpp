@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <shared_mutex>
 #include <thread>
 
 #include "kafka/impl/client.hpp"
@@ -11,11 +13,40 @@
 namespace taskstream::kafka {
 
 struct Producer::Impl {
+  Properties props;
+  // The client. Swapped by restart() under the unique lock; every other use holds the
+  // shared lock (the poll thread does not: restart stops it first).
+  mutable std::shared_mutex mutex;
   impl::Handle handle;
   std::thread poller;
+  std::atomic<bool> poller_stop{false};
   std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> restarts{0};
+  std::mutex restart_mutex;  // one restart (or close) at a time
   bool enabled = true;
   bool block_when_full = true;
+
+  impl::Handle make() const {
+    return impl::make_client(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) { rd_kafka_conf_set_dr_msg_cb(conf, &Impl::on_delivery); });
+  }
+  void start_poller() {
+    poller_stop = false;
+    poller = std::thread([this, rk = handle.get()] {
+      while (!poller_stop.load(std::memory_order_relaxed)) rd_kafka_poll(rk, 100);
+    });
+  }
+  void stop_poller() {
+    poller_stop = true;
+    if (poller.joinable()) poller.join();
+  }
+  /// Purges what `rk` still holds and serves the callbacks that reports, so that every
+  /// message's callback runs exactly once and nothing leaks.
+  static void purge_all(rd_kafka_t* rk) {
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    do rd_kafka_poll(rk, 10);
+    while (rd_kafka_outq_len(rk) > 0 && std::chrono::steady_clock::now() < until);
+  }
 
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
     std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
@@ -40,29 +71,56 @@ Producer::Producer(const config::Settings& settings, ProducerOptions options) : 
   impl_->enabled = settings.kafka_enabled;
   impl_->block_when_full = options.block_when_full;
   if (!impl_->enabled) return;
-  auto props = producer_properties(settings, resolve_bootstrap(settings), options);
-  impl_->handle = impl::make_client(RD_KAFKA_PRODUCER, props, [](rd_kafka_conf_t* conf) {
-    rd_kafka_conf_set_dr_msg_cb(conf, &Impl::on_delivery);
-  });
-  impl_->poller = std::thread([impl = impl_.get()] {
-    while (!impl->stopping.load(std::memory_order_relaxed)) rd_kafka_poll(impl->handle.get(), 100);
-  });
+  impl_->props = producer_properties(settings, resolve_bootstrap(settings), options);
+  impl_->handle = impl_->make();
+  impl_->start_poller();
 }
 
 Producer::~Producer() { close(std::chrono::seconds(10)); }
 
 bool Producer::close(std::chrono::milliseconds deadline) {
   if (!impl_->enabled || impl_->stopping.exchange(true)) return true;
+  std::lock_guard restart_lock(impl_->restart_mutex);
+  std::shared_lock lock(impl_->mutex);
   // New produces are refused from here on; flush serves the delivery reports itself.
   const bool delivered = rd_kafka_flush(impl_->handle.get(), static_cast<int>(deadline.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (!delivered) spdlog::warn("producer closed with {} message(s) undelivered", in_flight());
-  impl_->poller.join();
+  if (!delivered) spdlog::warn("producer closed with {} message(s) undelivered", rd_kafka_outq_len(impl_->handle.get()));
+  impl_->stop_poller();
   // What is left is purged so that its callbacks run and nothing leaks; the owners (the
   // outbox) keep those events for the next attempt.
-  rd_kafka_purge(impl_->handle.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_poll(impl_->handle.get(), 0);
+  Impl::purge_all(impl_->handle.get());
   return delivered;
 }
+
+bool Producer::restart(std::string_view why) {
+  if (!impl_->enabled || impl_->stopping.load()) return false;
+  std::lock_guard restart_lock(impl_->restart_mutex);
+  if (impl_->stopping.load()) return false;
+  impl::Handle fresh;
+  try {
+    fresh = impl_->make();
+  } catch (const std::exception& e) {
+    spdlog::error("producer: restart failed, keeping the current client: {}", e.what());
+    return false;
+  }
+  const std::size_t held = in_flight();
+  spdlog::warn("producer: replacing the Kafka client ({}); {} message(s) it holds are purged and sent again", why, held);
+  impl_->stop_poller();
+  // Unblocks a produce() waiting on a full queue, so that the unique lock can be taken.
+  rd_kafka_purge(impl_->handle.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  impl::Handle old;
+  {
+    std::unique_lock lock(impl_->mutex);
+    old = std::exchange(impl_->handle, std::move(fresh));
+  }
+  impl_->start_poller();
+  Impl::purge_all(old.get());
+  old.reset();
+  impl_->restarts++;
+  return true;
+}
+
+std::uint64_t Producer::restarts() const noexcept { return impl_->restarts.load(); }
 
 void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
   auto fail = [&](Error e) {
@@ -84,12 +142,14 @@ void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
   }
   auto* cb = new DeliveryCallback(std::move(on_delivery));
   int flags = RD_KAFKA_MSG_F_COPY | (impl_->block_when_full ? RD_KAFKA_MSG_F_BLOCK : 0);
+  std::shared_lock lock(impl_->mutex);
   rd_kafka_resp_err_t err = rd_kafka_producev(
       impl_->handle.get(), RD_KAFKA_V_TOPIC(msg.topic.c_str()),
       RD_KAFKA_V_PARTITION(msg.partition.value_or(RD_KAFKA_PARTITION_UA)), RD_KAFKA_V_MSGFLAGS(flags),
       RD_KAFKA_V_KEY(msg.key.empty() ? nullptr : msg.key.data(), msg.key.size()),
       RD_KAFKA_V_VALUE(msg.payload.data(), msg.payload.size()), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(cb),
       RD_KAFKA_V_END);
+  lock.unlock();
   if (err) {
     // On failure the headers and the opaque stay ours.
     if (hdrs) rd_kafka_headers_destroy(hdrs);
@@ -136,15 +196,20 @@ PublishResult Producer::publish_event(const std::string& topic, const nlohmann::
 bool Producer::flush(std::chrono::milliseconds deadline) {
   if (!impl_->enabled) return true;
   // rd_kafka_flush polls too; callbacks may then run on this thread as well as the poller.
+  std::shared_lock lock(impl_->mutex);
   return rd_kafka_flush(impl_->handle.get(), static_cast<int>(deadline.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 std::size_t Producer::in_flight() const noexcept {
-  return impl_->enabled ? static_cast<std::size_t>(rd_kafka_outq_len(impl_->handle.get())) : 0;
+  if (!impl_->enabled) return 0;
+  std::shared_lock lock(impl_->mutex);
+  return static_cast<std::size_t>(rd_kafka_outq_len(impl_->handle.get()));
 }
 bool Producer::enabled() const noexcept { return impl_->enabled; }
 bool Producer::fatal() const noexcept {
-  return impl_->enabled && rd_kafka_fatal_error(impl_->handle.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (!impl_->enabled) return false;
+  std::shared_lock lock(impl_->mutex);
+  return rd_kafka_fatal_error(impl_->handle.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 }  // namespace taskstream::kafka
