@@ -32,7 +32,8 @@ const std::map<std::string, json>& operations() {
                                 {"responses", {{"201", answer("Registered", "User")}, {"409", problem("Email taken")}, {"422", problem("Invalid body")}}}};
     m["POST /auth/token"] = {{"summary", "Exchange email and password for a bearer token"}, {"security", json::array()},
                              {"requestBody", body_of("Credentials")},
-                             {"responses", {{"200", answer("A token", "Token")}, {"401", problem("Wrong email or password")}}}};
+                             {"responses", {{"200", answer("A token", "Token")}, {"401", problem("Wrong email or password")},
+                                            {"429", problem("Too many attempts from this address, or too many failures for this account; see Retry-After")}}}};
     m["GET /users/me"] = {{"summary", "The caller's account"}, {"responses", {{"200", answer("The caller", "User")}, {"401", problem("Not authenticated")}}}};
     m["POST /tasks"] = {{"summary", "Create a task"}, {"requestBody", body_of("TaskCreate")},
                         {"responses", {{"201", answer("Created", "Task")}, {"401", problem("Not authenticated")}, {"422", problem("Invalid body")}}}};

@@ -168,3 +168,35 @@ TEST(ConsumerLifecycle, EmbeddedMemberOutOfTheGroupTooLongReplacesItsClientAndMi
   EXPECT_EQ(count.size(), 50u);
   for (const auto& [v, n] : count) EXPECT_EQ(n, 2u) << v << ": lost or handled again after the new client joined";
 }
+
+// REBALANCE_IN_PROGRESS on the first offset commits (embedded cluster): the stored offsets
+// are committed again on the next round, so a member that takes over later starts after
+// them; nothing is lost and nothing is handled twice.
+TEST(ConsumerLifecycle, EmbeddedCommitRefusedWhileRebalancingIsRetriedAndTheNextMemberStartsAfterIt) {
+  auto s = config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", "embedded"}, {"LOG_LEVEL", "warn"}});
+  const auto topic = itest::unique_name("commit");
+  itest::create_topic_with_dlq(s, topic, 2);
+  constexpr int kOffsetCommitApi = 8, kRebalanceInProgress = 27;
+  kafka::embedded::push_request_errors(kOffsetCommitApi, kRebalanceInProgress, 3);
+  produce_numbered(s, topic, 100, 10);
+
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("commit-group");
+  o.topics = {topic};
+  Tally first;
+  {
+    kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { first.add(batch); });
+    runner.start();
+    ASSERT_TRUE(itest::wait_until([&] { return first.size() >= 100; }));
+    std::this_thread::sleep_for(5s);  // periodic commits (1 s) outlast the refused ones
+  }
+  EXPECT_EQ(std::set<std::string>(first.seen.begin(), first.seen.end()).size(), 100u);
+  produce_numbered(s, topic, 10, 10);  // "0".."9" again
+  Tally next;
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { next.add(batch); });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return next.size() >= 10; }));
+  std::this_thread::sleep_for(1s);
+  runner.stop();
+  EXPECT_EQ(next.seen.size(), 10u) << "the next member read again what was handled and committed before";
+}

@@ -18,8 +18,8 @@
 
 namespace taskstream::itest {
 
-/// Settings for the broker under test, with `overrides` on top.
-inline config::Settings kafka_settings(config::EnvMap overrides = {}) {
+/// The environment naming the broker under test, with `overrides` on top.
+inline config::EnvMap kafka_env(config::EnvMap overrides = {}) {
   config::EnvMap env;
   const char* bootstrap = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
   if (!bootstrap || !*bootstrap) {
@@ -29,8 +29,11 @@ inline config::Settings kafka_settings(config::EnvMap overrides = {}) {
   env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap;
   env["LOG_LEVEL"] = "warn";
   for (auto& [k, v] : overrides) env[k] = v;
-  return config::Settings::load(env);
+  return env;
 }
+
+/// Settings for the broker under test, with `overrides` on top.
+inline config::Settings kafka_settings(config::EnvMap overrides = {}) { return config::Settings::load(kafka_env(std::move(overrides))); }
 
 /// A topic name no other test or run uses.
 inline std::string unique_name(const std::string& prefix) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -48,10 +49,51 @@ int cert_verify_cb(rd_kafka_t* rk, const char*, int32_t, int* x509_error, int de
   return 0;
 }
 
+// librdkafka can repeat one line hundreds of times a second (a partition whose leader is
+// unknown logs "not found in cache" on every metadata answer): per client and facility,
+// at most kLogBurst lines of warning or info level per kLogWindow; then one line says how
+// many were left out. Debug lines (KAFKA_DEBUG) are never held back.
+constexpr int kLogBurst = 10;
+constexpr auto kLogWindow = std::chrono::seconds(10);
+struct LogWindow {
+  std::chrono::steady_clock::time_point start{};
+  int lines = 0;
+  std::uint64_t suppressed = 0;
+};
+std::mutex g_log_mutex;
+std::map<std::pair<const rd_kafka_t*, std::string>, LogWindow> g_log_windows;
+
+/// True when this line may be logged; `suppressed` is set to the count left out in the
+/// window that just ended, to report once.
+bool log_allowed(const rd_kafka_t* rk, const char* fac, std::uint64_t& suppressed) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(g_log_mutex);
+  auto& w = g_log_windows[{rk, fac}];
+  suppressed = 0;
+  if (now - w.start >= kLogWindow) {
+    suppressed = w.suppressed;
+    w = {now, 0, 0};
+  }
+  if (w.lines < kLogBurst) {
+    ++w.lines;
+    return true;
+  }
+  ++w.suppressed;
+  return false;
+}
+
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   // librdkafka logs a refused connection at level 3 although it retries by itself; the
   // error callback reports what an operator must act on, so its logs stay warnings.
   const auto lvl = level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+  if (lvl != spdlog::level::debug) {
+    std::uint64_t suppressed = 0;
+    const bool allowed = log_allowed(rk, fac, suppressed);
+    if (suppressed > 0)
+      spdlog::log(lvl, "kafka {} {}: {} similar line(s) left out in the last {} s", rd_kafka_name(rk), fac, suppressed,
+                  std::chrono::duration_cast<std::chrono::seconds>(kLogWindow).count());
+    if (!allowed) return;
+  }
   spdlog::log(lvl, "kafka {} {}: {}", rd_kafka_name(rk), fac, buf);
   // A listener that hangs up before answering ApiVersion is, most likely, a TLS listener
   // seen by a plaintext client. librdkafka 2.12 only logs this (no error callback, and no
@@ -98,9 +140,13 @@ bool is_secret(const std::string& key) { return key.find("password") != std::str
 
 namespace {
 void forget(const rd_kafka_t* rk) {
-  std::lock_guard lock(g_errors_mutex);
-  g_errors.erase(rk);
-  g_cert_refusals.erase(rk);
+  {
+    std::lock_guard lock(g_errors_mutex);
+    g_errors.erase(rk);
+    g_cert_refusals.erase(rk);
+  }
+  std::lock_guard lock(g_log_mutex);
+  std::erase_if(g_log_windows, [rk](const auto& entry) { return entry.first.first == rk; });
 }
 }  // namespace
 
