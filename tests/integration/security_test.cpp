@@ -18,10 +18,15 @@
 #include "kafka/tail.hpp"
 #include "serve_process.hpp"
 #include "ws_client.hpp"
+#include "../unit/hand_made_jwt.hpp"
 
 using namespace taskstream;
 using nlohmann::json;
 using namespace std::chrono_literals;
+
+using itest::bearer;
+using itest::upgrade_status;
+using itest::wait_ready;
 
 namespace {
 
@@ -40,51 +45,10 @@ bool subset(const std::set<std::string>& a, const std::set<std::string>& b) {
 
 // ---- hand-made tokens (libsodium HMACs, independent of libjwt and of the code under test)
 
-std::string b64url(std::string_view bin) {
-  std::string out(sodium_base64_ENCODED_LEN(bin.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bin.data()), bin.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(out.find('\0'));
-  return out;
-}
-
-enum class Sig { hs256, hs512, none };
-
-std::string craft(const json& header, const json& payload, const std::string& key, Sig sig = Sig::hs256) {
-  const std::string input = b64url(header.dump()) + "." + b64url(payload.dump());
-  if (sig == Sig::none) return input + ".";
-  if (sig == Sig::hs256) {
-    unsigned char mac[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-    crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()), input.size());
-    crypto_auth_hmacsha256_final(&st, mac);
-    return input + "." + b64url(std::string_view(reinterpret_cast<char*>(mac), sizeof mac));
-  }
-  unsigned char mac[crypto_auth_hmacsha512_BYTES];
-  crypto_auth_hmacsha512_state st;
-  crypto_auth_hmacsha512_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha512_update(&st, reinterpret_cast<const unsigned char*>(input.data()), input.size());
-  crypto_auth_hmacsha512_final(&st, mac);
-  return input + "." + b64url(std::string_view(reinterpret_cast<char*>(mac), sizeof mac));
-}
-
-long now_s() { return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
-
-std::map<std::string, std::string> bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
-/// The HTTP status an upgrade request to /ws gets (101 when accepted).
-int upgrade_status(const itest::ServeProcess& s, std::map<std::string, std::string> headers) {
-  headers["Connection"] = "Upgrade";
-  headers["Upgrade"] = "websocket";
-  headers["Sec-WebSocket-Version"] = "13";
-  headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
-  return itest::http_request(s.port(), "GET", "/ws", {}, headers).status;
-}
-
-void wait_ready(const itest::ServeProcess& s) {
-  ASSERT_TRUE(itest::wait_until([&] { return s.call("GET", "/readyz").status == 200; }, 30s)) << s.log();
-}
+using testjwt::b64url;
+using testjwt::craft;
+using testjwt::now_s;
+using testjwt::Sig;
 
 bool is_problem(const itest::HttpResult& r, int status) {
   if (r.status != status || r.headers.count("content-type") == 0 || r.headers.at("content-type") != "application/problem+json") return false;

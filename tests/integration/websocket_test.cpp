@@ -14,23 +14,11 @@ using namespace taskstream;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
+using itest::bearer;
+using itest::upgrade_status;
+using itest::wait_ready;
+
 namespace {
-
-/// Ready: the hub's consumer has its partitions, so every change from now on is pushed.
-void wait_ready(const itest::ServeProcess& s) {
-  ASSERT_TRUE(itest::wait_until([&] { return s.call("GET", "/readyz").status == 200; }, 30s)) << s.log();
-}
-
-std::map<std::string, std::string> bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
-
-/// The HTTP status an upgrade request gets (101 when accepted).
-int upgrade_status(const itest::ServeProcess& s, std::map<std::string, std::string> headers) {
-  headers["Connection"] = "Upgrade";
-  headers["Upgrade"] = "websocket";
-  headers["Sec-WebSocket-Version"] = "13";
-  headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
-  return itest::http_request(s.port(), "GET", "/ws", {}, headers).status;
-}
 
 std::string new_task(const itest::ServeProcess& s, const std::string& token, const std::string& title = "live") {
   auto r = s.call("POST", "/tasks", json{{"title", title}}.dump(), token);

@@ -17,7 +17,27 @@
 #include <optional>
 #include <string>
 
+#include "serve_process.hpp"
+#include "test_env.hpp"
+
 namespace taskstream::itest {
+
+/// Ready: the hub's consumer has its partitions, so every change from now on is pushed.
+inline void wait_ready(const ServeProcess& s) {
+  ASSERT_TRUE(wait_until([&] { return s.call("GET", "/readyz").status == 200; }, std::chrono::seconds(30))) << s.log();
+}
+
+inline std::map<std::string, std::string> bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+
+/// The HTTP status an upgrade request to /ws gets (101 when accepted).
+inline int upgrade_status(const ServeProcess& s, std::map<std::string, std::string> headers) {
+  headers["Connection"] = "Upgrade";
+  headers["Upgrade"] = "websocket";
+  headers["Sec-WebSocket-Version"] = "13";
+  headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
+  return http_request(s.port(), "GET", "/ws", {}, headers).status;
+}
+
 
 class WsClient final {
  public:

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-#include <sodium.h>
 
+#include "hand_made_jwt.hpp"
+
+using namespace taskstream;
 using namespace taskstream::auth;
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -17,45 +19,13 @@ namespace {
 
 const std::string kSecret = "0123456789abcdef0123456789abcdef-test-secret";
 
-std::string b64url(std::string_view bin) {
-  std::string out(sodium_base64_ENCODED_LEN(bin.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bin.data()), bin.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(out.find('\0'));
-  return out;
-}
-
-std::string hmac256(std::string_view key, std::string_view data) {
-  crypto_auth_hmacsha256_state st;
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  crypto_auth_hmacsha256_final(&st, mac);
-  return std::string(reinterpret_cast<char*>(mac), sizeof mac);
-}
-
-std::string hmac512(std::string_view key, std::string_view data) {
-  crypto_auth_hmacsha512_state st;
-  unsigned char mac[crypto_auth_hmacsha512_BYTES];
-  crypto_auth_hmacsha512_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha512_update(&st, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  crypto_auth_hmacsha512_final(&st, mac);
-  return std::string(reinterpret_cast<char*>(mac), sizeof mac);
-}
-
-enum class Sig { hs256, hs512, none };
+using testjwt::b64url;
+using testjwt::now_s;
+using testjwt::Sig;
 
 std::string craft(const json& header, const json& payload, Sig sig = Sig::hs256, std::string_view key = kSecret) {
-  const std::string signing_input = b64url(header.dump()) + "." + b64url(payload.dump());
-  switch (sig) {
-    case Sig::hs256: return signing_input + "." + b64url(hmac256(key, signing_input));
-    case Sig::hs512: return signing_input + "." + b64url(hmac512(key, signing_input));
-    case Sig::none: return signing_input + ".";
-  }
-  return {};
+  return testjwt::craft(header, payload, key, sig);
 }
-
-long now_s() { return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 const json kHs256 = {{"alg", "HS256"}, {"typ", "JWT"}};
 
