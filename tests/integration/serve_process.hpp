@@ -93,7 +93,14 @@ class ServeProcess final {
     env_ = all;
     start();
   }
-  ~ServeProcess() { stop(); }
+  /// Stops it. The database goes too unless the test failed (it can be gigabytes over a
+  /// run); serve.log stays, for the sanitizer scan in scripts/test and for reading.
+  ~ServeProcess() {
+    stop();
+    if (::testing::Test::HasFailure()) return;
+    std::error_code ec;
+    for (const char* name : {"taskstream.db", "taskstream.db-wal", "taskstream.db-shm"}) std::filesystem::remove(dir_ / name, ec);
+  }
 
   void start() {
     pid_ = fork();
