@@ -422,7 +422,7 @@ TEST_F(ThreeBrokers, LeaderKilledFiveTimesDuringLoad) {
   kafka::Admin admin(kafka);
   Load load({serve.port()}, users, full_size() ? 300 : 100, full_size() ? 20'000 : 1'000'000);
   std::vector<int> killed;
-  const int rounds = full_size() ? 5 : 2;
+  const int rounds = full_size() ? 5 : 1;
   for (int round = 0; round < rounds; ++round) {
     std::this_thread::sleep_for(3s);
     auto info = admin.describe_topic(serve.topic("task-events"));
