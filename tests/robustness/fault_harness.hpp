@@ -45,8 +45,11 @@ inline std::string repo_dir() {
   return v && *v ? v : TASKSTREAM_SOURCE_DIR;
 }
 
-/// Broker `node`'s server log (the script's layout: var/kafka/node-N/kafka.log).
-inline std::string broker_log(int node) { return repo_dir() + "/var/kafka/node-" + std::to_string(node) + "/kafka.log"; }
+/// A file of broker `node` in the script's layout: var/kafka/node-N/<name> (pid, kafka.log,
+/// server.properties).
+inline std::string broker_file(int node, const std::string& name) {
+  return repo_dir() + "/var/kafka/node-" + std::to_string(node) + "/" + name;
+}
 
 inline std::size_t count_in(std::string_view text, std::string_view needle) {
   std::size_t n = 0;

@@ -32,7 +32,7 @@ std::string latency_figures(const Load& load) {
 }
 
 pid_t broker_pid(int node) {
-  std::ifstream f(repo_dir() + "/var/kafka/node-" + std::to_string(node) + "/pid");
+  std::ifstream f(broker_file(node, "pid"));
   pid_t pid = -1;
   f >> pid;
   return pid;
@@ -92,7 +92,7 @@ TEST(Faults, BrokerPausedDuringABurst) {
   auto users = make_users(serve, 8);
   const pid_t broker = broker_pid(1);
   ASSERT_GT(broker, 0);
-  const auto fencings_before = count_in_file(broker_log(1), "Fencing broker");
+  const auto fencings_before = count_in_file(broker_file(1, "kafka.log"), "Fencing broker");
   Load load({serve.port()}, users, full_size() ? 400 : 200, full_size() ? 20'000 : 1'000'000);
   std::this_thread::sleep_for(2s);
   ASSERT_EQ(kill(broker, SIGSTOP), 0);
@@ -107,7 +107,7 @@ TEST(Faults, BrokerPausedDuringABurst) {
   const auto log = serve.log();
   char extra[200];
   std::snprintf(extra, sizeof extra, "broker fenced on resume: %s; producer clients replaced %zu, consumer clients replaced %zu; %s",
-                count_in_file(broker_log(1), "Fencing broker") > fencings_before ? "yes" : "no",
+                count_in_file(broker_file(1, "kafka.log"), "Fencing broker") > fencings_before ? "yes" : "no",
                 count_in(log, "producer: replacing the Kafka client"), count_in(log, "replacing the Kafka client") - count_in(log, "producer: replacing the Kafka client"),
                 latency_figures(load).c_str());
   print(full_size() ? "broker paused 30 s (SIGSTOP) during a burst" : "broker paused 12 s (SIGSTOP) during a burst", v, extra);
@@ -279,7 +279,7 @@ TEST(Faults, IdleLongerThanTheBrokersIdleTimeoutThenTraffic) {
       start_broker();
     }
   } restore;
-  ASSERT_EQ(count_in_file(repo_dir() + "/var/kafka/node-1/server.properties", "connections.max.idle.ms=" + std::to_string(kIdleTimeoutMs)), 1u);
+  ASSERT_EQ(count_in_file(broker_file(1, "server.properties"), "connections.max.idle.ms=" + std::to_string(kIdleTimeoutMs)), 1u);
 
   itest::ServeProcess serve;
   {
