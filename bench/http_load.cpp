@@ -1,6 +1,6 @@
 // POST /tasks throughput and latency beside its ceilings, on the same machine in the same run.
 //
-//   http_load [--connections 64] [--seconds 5]
+//   http_load [--connections 64] [--seconds 5] [--database-only]
 //
 // Starts `taskstream serve` (SQLite in a fresh directory; BENCH_DATABASE_URL picks another
 // database, e.g. the PostgreSQL of scripts/postgres) on the broker in KAFKA_BOOTSTRAP_SERVERS,
@@ -164,10 +164,21 @@ double database_ceiling(const std::string& url, std::size_t threads, int seconds
 int main(int argc, char** argv) {
   std::size_t connections = 64;
   int seconds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--database-only") {
+      // The database ceiling alone, no server (for profiling the store): BENCH_DATABASE_URL
+      // or a fresh SQLite file in the working directory.
+      const char* db = std::getenv("BENCH_DATABASE_URL");
+      const std::string url = db && *db ? db : "sqlite:///http-load-db-only-" + std::to_string(::getpid()) + ".db";
+      std::printf("ceiling  database: Store::create_task from %zu threads, no HTTP: %.0f tasks/s\n", connections,
+                  database_ceiling(url, connections, seconds));
+      return 0;
+    }
+    if (i + 1 >= argc) break;
     if (a == "--connections") connections = std::stoul(argv[i + 1]);
     else if (a == "--seconds") seconds = std::stoi(argv[i + 1]);
+    ++i;
   }
   taskstream::util::setup_logging("warn", taskstream::config::LogFormat::text);
   bench::Serve serve;

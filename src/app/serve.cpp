@@ -25,6 +25,9 @@
 namespace taskstream::app {
 namespace {
 
+/// Threads of serve's blocking pool (see where it is made).
+constexpr std::size_t kBlockingThreads = 64;
+
 /// Creates the service topics (and their DLQs) that are missing. A failure is logged, not
 /// fatal: writes wait in the outbox and consumers wait for their topics.
 void ensure_topics_at_start(const config::Settings& settings) {
@@ -126,7 +129,11 @@ int serve(config::Settings settings, const ServeOptions& options) {
   auth::JwtCodec jwt(*settings.jwt_secret);
   api::Metrics metrics;
   KafkaProbe probe(settings);
-  boost::asio::thread_pool blocking_pool(std::max(4u, std::thread::hardware_concurrency() * 2));
+  // The blocking pool runs database calls (and password hashing, which auth bounds to one
+  // per core). Its threads mostly wait: on SQLite they queue for the group commit, where
+  // the more changes wait together, the more share one fsync, so the pool is sized for
+  // concurrent requests rather than for cores.
+  boost::asio::thread_pool blocking_pool(kBlockingThreads);
 
   metrics.add_gauge("outbox_events_waiting", "Events in the outbox not yet published.", "gauge",
                     [&] { return static_cast<double>(store->outbox_stats().waiting); });

@@ -104,7 +104,8 @@ struct SourcePosition {
 [[nodiscard]] std::string serialize(const TaskUpdateEvent& event);
 [[nodiscard]] std::string serialize(const NotificationRequest& request);
 
-// Random UUID v4, lowercase.
+// A new UUID version 7 (time-ordered, RFC 9562), lowercase. Ids from one thread grow
+// strictly; ids from different threads sort by their millisecond.
 [[nodiscard]] std::string new_event_id();
 // Name-based UUID v5 of "topic/partition/offset": a redelivered message gets the same
 // id, which is what makes idempotent consumption of id-less seed messages possible.

@@ -1,5 +1,7 @@
 #include "events/events.hpp"
 
+#include <chrono>
+#include <string_view>
 #include <regex>
 #include <set>
 #include <string>
@@ -362,15 +364,26 @@ TEST(EventsHelpers, IsRfc3339) {
     }
 }
 
-TEST(EventsHelpers, NewEventIdIsUniqueV4) {
+TEST(EventsHelpers, NewEventIdIsUniqueTimeOrderedV7) {
     std::set<std::string> ids;
-    for (int i = 0; i < 1000; ++i) {
+    std::string previous;
+    const auto before_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+    for (int i = 0; i < 100000; ++i) {
         const auto id = ev::new_event_id();
         ASSERT_TRUE(ev::is_uuid(id)) << id;
-        EXPECT_EQ(id[14], '4') << id;
+        EXPECT_EQ(id[14], '7') << id;
+        EXPECT_NE(std::string_view("89ab").find(id[19]), std::string_view::npos) << id;  // RFC 9562 variant
+        ASSERT_GT(id, previous) << "ids from one thread grow strictly";
+        previous = id;
         ids.insert(id);
     }
-    EXPECT_EQ(ids.size(), 1000U);
+    EXPECT_EQ(ids.size(), 100000U);
+    // The first 48 bits are the Unix time in ms.
+    const auto id = ev::new_event_id();
+    const auto ms = std::stoll(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+    EXPECT_GE(ms, before_ms);
+    EXPECT_LE(ms, before_ms + 60'000);
 }
 
 TEST(EventsHelpers, ActionFor) {
