@@ -121,7 +121,7 @@ struct Serve {
     kill(pid, SIGTERM);
     waitpid(pid, nullptr, 0);
     pid = -1;
-    std::filesystem::remove_all(dir);
+    if (!std::getenv("BENCH_KEEP")) std::filesystem::remove_all(dir);
   }
 };
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "kafka/message.hpp"
@@ -29,7 +30,63 @@ Relay::~Relay() { stop(); }
 void Relay::start() {
   if (thread_.joinable()) return;
   stopping_ = false;
+  if (!marker_.joinable()) {
+    marker_stop_ = false;
+    marker_ = std::thread([this] { marker_run(); });
+  }
   thread_ = std::thread([this] { run(); });
+}
+
+void Relay::mark_later(std::vector<std::int64_t> ids) {
+  if (!marker_.joinable()) {  // drain() without start(): mark here
+    try {
+      store_.mark_published(ids);
+      published_ += ids.size();
+    } catch (const std::exception& e) {
+      // They are in Kafka; they will be sent again and deduplicated by event_id.
+      spdlog::warn("outbox relay: marking {} rows published: {}", ids.size(), e.what());
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(mark_mutex_);
+    in_hand_.insert(ids.begin(), ids.end());
+    to_mark_.insert(to_mark_.end(), ids.begin(), ids.end());
+  }
+  mark_cv_.notify_all();
+}
+
+void Relay::marker_run() {
+  std::unique_lock lock(mark_mutex_);
+  while (true) {
+    mark_cv_.wait(lock, [&] { return marker_stop_ || !to_mark_.empty(); });
+    if (to_mark_.empty()) return;  // stopping, nothing left
+    std::vector<std::int64_t> ids;
+    ids.swap(to_mark_);  // everything delivered meanwhile, in one write
+    lock.unlock();
+    bool ok = true;
+    try {
+      store_.mark_published(ids);
+      published_ += ids.size();
+    } catch (const std::exception& e) {
+      // They are in Kafka; freed below, they are sent again and deduplicated by event_id.
+      ok = false;
+      spdlog::warn("outbox relay: marking {} rows published: {}", ids.size(), e.what());
+    }
+    lock.lock();
+    for (auto id : ids) in_hand_.erase(id);
+    mark_cv_.notify_all();
+    if (!ok) {
+      // Do not spin on a failing database: the rows wait in the outbox meanwhile.
+      mark_cv_.wait_for(lock, options_.retry_backoff, [&] { return marker_stop_; });
+    }
+  }
+}
+
+void Relay::wait_marked() {
+  std::unique_lock lock(mark_mutex_);
+  while (!in_hand_.empty() && std::chrono::steady_clock::now() < give_up())
+    mark_cv_.wait_for(lock, std::chrono::milliseconds(100));
 }
 
 void Relay::wake() noexcept {
@@ -49,6 +106,14 @@ void Relay::stop() {
   give_up_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();  // a waiting batch stops waiting
   wake();
   if (thread_.joinable()) thread_.join();
+  if (marker_.joinable()) {
+    {
+      std::lock_guard lock(mark_mutex_);
+      marker_stop_ = true;  // the marker still writes what it was handed
+    }
+    mark_cv_.notify_all();
+    marker_.join();
+  }
 }
 
 RelayStats Relay::stats() const noexcept { return {published_.load(), failed_.load(), batches_.load(), restarts_.load()}; }
@@ -63,6 +128,16 @@ void Relay::run() {
     const int n = publish_batch();
     if (draining_) {
       if (n == 0) {
+        bool in_hand;
+        {
+          std::lock_guard lock(mark_mutex_);
+          in_hand = !in_hand_.empty();
+        }
+        if (in_hand) {  // delivered; once marked (or freed by a failed mark) look again
+          wait_marked();
+          if (std::chrono::steady_clock::now() >= give_up()) return;
+          continue;
+        }
         drained_ = true;
         return;
       }
@@ -96,7 +171,18 @@ int Relay::publish_batch() {
     // Another instance publishes while it holds the lease; this one waits its turn (it
     // reports "nothing to do", so drain ends at once: the holder drains the outbox).
     if (!store_.hold_relay_lease()) return 0;
-    rows = store_.fetch_unpublished(options_.batch_size);
+    // Rows delivered but still being marked are unpublished in the database: fetch past
+    // them and leave them out. The copy is taken before the fetch, so a row whose mark
+    // commits in between is either not fetched or still in the copy.
+    std::unordered_set<std::int64_t> in_hand;
+    {
+      std::lock_guard lock(mark_mutex_);
+      in_hand = in_hand_;
+    }
+    rows = store_.fetch_unpublished(options_.batch_size + static_cast<int>(in_hand.size()));
+    if (!in_hand.empty())
+      std::erase_if(rows, [&](const storage::OutboxRecord& r) { return in_hand.count(r.id) > 0; });
+    if (rows.size() > static_cast<std::size_t>(options_.batch_size)) rows.resize(static_cast<std::size_t>(options_.batch_size));
   } catch (const std::exception& e) {
     spdlog::warn("outbox relay: reading the outbox: {}", e.what());
     return -1;
@@ -147,16 +233,7 @@ int Relay::publish_batch() {
     first_error = state->first_error;
   }
   batches_++;
-  if (!delivered.empty()) {
-    try {
-      store_.mark_published(delivered);
-      published_ += delivered.size();
-    } catch (const std::exception& e) {
-      // They are in Kafka; they will be sent again and deduplicated by event_id.
-      spdlog::warn("outbox relay: marking {} rows published: {}", delivered.size(), e.what());
-      return -1;
-    }
-  }
+  if (!delivered.empty()) mark_later(std::move(delivered));
   if (failed > 0) {
     failed_ += failed;
     spdlog::warn("outbox relay: {} of {} events not published, retrying: {}", failed, rows.size(),

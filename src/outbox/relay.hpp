@@ -3,7 +3,8 @@
 // idempotent producer, and marks a row published only on its delivery report.
 //
 // Ordering: a batch is produced in id order and the next batch waits for this one's
-// reports. With idempotence librdkafka fails every later message of a partition when one
+// reports (not for their mark_published: rows are marked on a thread of their own while the
+// next batch goes out, and the next fetch skips rows still being marked). With idempotence librdkafka fails every later message of a partition when one
 // fails, so the rows that succeed are a prefix per partition and the failed rest is
 // retried in order. A crash between a delivery and mark_published republishes those rows
 // with the same event_id; consumers apply each event_id once.
@@ -21,6 +22,8 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
+#include <vector>
 
 #include "kafka/producer.hpp"
 #include "storage/store.hpp"
@@ -65,6 +68,11 @@ class Relay final {
   /// for the batch's delivery reports until they are in or give_up_ passes.
   int publish_batch();
   std::chrono::steady_clock::time_point give_up() const noexcept;
+  /// Hands delivered rows to the marker thread; they count as in hand until marked.
+  void mark_later(std::vector<std::int64_t> ids);
+  /// Waits until every handed row is marked (or failed to be, and is free to be sent again).
+  void wait_marked();
+  void marker_run();
 
   storage::Store& store_;
   kafka::Producer& producer_;
@@ -81,6 +89,16 @@ class Relay final {
   std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0}, restarts_{0};
   /// Last successful delivery, or the start of waiting when none since (steady clock).
   std::chrono::steady_clock::time_point last_progress_{};
+
+  // The marker: mark_published of delivered rows, off the publishing path. A change made
+  // while a batch is being marked goes out in the next batch at once instead of waiting
+  // for that write (which queues behind the API's commits).
+  std::thread marker_;
+  std::mutex mark_mutex_;
+  std::condition_variable mark_cv_;
+  std::vector<std::int64_t> to_mark_;              ///< delivered, not yet taken by the marker
+  std::unordered_set<std::int64_t> in_hand_;       ///< delivered, not yet marked (skip on fetch)
+  bool marker_stop_ = false;
 };
 
 }  // namespace taskstream::outbox

@@ -9,6 +9,7 @@
 #include <exception>
 #include <deque>
 #include <string_view>
+#include <condition_variable>
 #include <semaphore>
 #include <thread>
 #include <unordered_map>
@@ -206,9 +207,6 @@ class Connection final {
     // are UUIDs) in memory: without it a batch of audit rows thrashes the cache and spends
     // most of its time re-reading pages.
     exec("PRAGMA cache_size = -65536");
-    // Checkpoint after 64 MiB of WAL rather than 1,000 pages: fewer checkpoints (each one
-    // an fsync of the database file) during bursts of batched writes.
-    exec("PRAGMA wal_autocheckpoint = 16384");
     // Savepoints (one per change in a group commit) keep the original of each page they
     // change in a statement journal; in memory that is a copy, in a temporary file (the
     // default) it was a write system call per page and a fifth of a commit's time.
@@ -535,8 +533,72 @@ void write_task(Statement& s, const Task& t) {
 
 struct SqliteStore::Impl {
   explicit Impl(const std::string& path)
-      : pool([path] { return std::make_unique<Connection>(path); }, path == ":memory:" ? 1 : kMaxConnections,
-             std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)) {}
+      : pool(
+            [this, path] {
+              auto conn = std::make_unique<Connection>(path);
+              if (path != ":memory:") sqlite3_wal_hook(conn->handle(), &Impl::on_wal_commit, this);
+              return conn;
+            },
+            path == ":memory:" ? 1 : kMaxConnections, std::chrono::duration_cast<std::chrono::milliseconds>(kPoolWait)) {
+    if (path != ":memory:") checkpointer = std::thread([this, path] { checkpoint_loop(path); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(checkpoint_mutex);
+      checkpoint_stop = true;
+    }
+    checkpoint_cv.notify_all();
+    if (checkpointer.joinable()) checkpointer.join();
+  }
+
+  // ---- WAL checkpoints, off the commit path.
+  // SQLite's automatic checkpoint runs inside the COMMIT that crosses the threshold: it
+  // copies the WAL into the database file and fsyncs it while every writer (and so every
+  // API change) waits, which was the POST p99. Installing a WAL hook turns it off; the
+  // hook wakes this thread instead, which checkpoints PASSIVE on a connection of its own:
+  // it copies what is committed without blocking writers or readers.
+  static constexpr int kCheckpointPages = 4096;  ///< 16 MiB of WAL at 4 KiB pages
+
+  static int on_wal_commit(void* self, sqlite3*, const char*, int pages) {
+    if (pages >= kCheckpointPages) {
+      auto* impl = static_cast<Impl*>(self);
+      {
+        std::lock_guard lock(impl->checkpoint_mutex);
+        impl->checkpoint_wanted = true;
+      }
+      impl->checkpoint_cv.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void checkpoint_loop(const std::string& path) {
+    std::unique_ptr<Connection> conn;
+    std::unique_lock lock(checkpoint_mutex);
+    while (!checkpoint_stop) {
+      // Also every few seconds: a quiet database then ends with a small WAL.
+      checkpoint_cv.wait_for(lock, std::chrono::seconds(5), [&] { return checkpoint_wanted || checkpoint_stop; });
+      if (checkpoint_stop) break;
+      checkpoint_wanted = false;
+      lock.unlock();
+      try {
+        if (!conn) conn = std::make_unique<Connection>(path);
+        int log = 0, done = 0;
+        const int rc = sqlite3_wal_checkpoint_v2(conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && !retriable_code(rc))
+          spdlog::warn("sqlite: checkpoint: {} (code {})", sqlite3_errmsg(conn->handle()), rc);
+      } catch (const StorageError& e) {
+        spdlog::warn("sqlite: checkpoint: {}", e.what());
+      }
+      lock.lock();
+    }
+  }
+
+  std::mutex checkpoint_mutex;
+  std::condition_variable checkpoint_cv;
+  bool checkpoint_wanted = false;
+  bool checkpoint_stop = false;
+  std::thread checkpointer;
 
   using Lease = impl::ConnectionPool<Connection>::Lease;
 
