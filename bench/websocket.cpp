@@ -3,6 +3,8 @@
 //
 //   websocket [--sockets 10000] [--changes 20] [--seconds 5] [--rates 100,1000]
 //
+// 0. Floor: the broker round trip alone (produce -> consume, open loop at each rate).
+//
 // BENCH_DATABASE_URL picks another database (e.g. the PostgreSQL of scripts/postgres).
 //
 // 1. End-to-end latency, open loop: POST /tasks at a fixed offered rate (each request has
@@ -41,6 +43,11 @@
 #include <vector>
 
 #include "bench_support.hpp"
+#include "config/settings.hpp"
+#include "kafka/admin.hpp"
+#include "kafka/consumer_runner.hpp"
+#include "kafka/producer.hpp"
+#include "util/logging.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -325,6 +332,67 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
 
 }  // namespace
 
+// ---- the latency floor: the broker round trip alone ----------------------------------
+
+/// Produce -> consume through the broker alone at `rate` messages/s, open loop, with the
+/// service's producer (idempotent, acks=all) and consumer runner on a fresh 3-partition
+/// topic: what POST -> frame cannot beat however fast the server is.
+void broker_round_trip(int rate, int seconds) {
+  const char* bootstrap = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
+  const std::string prefix = "bench-rtt-" + std::to_string(::getpid()) + "-" + std::to_string(rate);
+  auto s = taskstream::config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", bootstrap ? bootstrap : "127.0.0.1:9092"},
+                                               {"KAFKA_TOPIC_TASK_EVENTS", prefix + "-events"},
+                                               {"KAFKA_TOPIC_TASK_UPDATES", prefix + "-updates"},
+                                               {"LOG_LEVEL", "warn"}});
+  taskstream::kafka::Admin(s).ensure_topics(taskstream::kafka::service_topics(s));
+  const int total = rate * seconds;
+  std::vector<Clock::time_point> scheduled(static_cast<std::size_t>(total));
+  std::vector<double> rtt(static_cast<std::size_t>(total), -1);
+  std::mutex m;
+  std::atomic<int> got{0};
+  taskstream::kafka::ConsumerOptions o;
+  o.group_id = prefix;
+  o.topics = {s.kafka_topic_task_updates};
+  o.client_id = "bench-rtt";
+  o.start_at_end = true;  // assigned (and positioned) before the clock starts
+  o.extra = {{"auto.offset.reset", "latest"}};
+  taskstream::kafka::ConsumerRunner consumer(s, o, [&](std::span<const taskstream::kafka::Message> batch, taskstream::kafka::BatchContext&) {
+    const auto now = Clock::now();
+    std::lock_guard l(m);
+    for (const auto& msg : batch) {
+      const auto i = static_cast<std::size_t>(std::stol(std::string(msg.payload())));
+      if (i < rtt.size() && rtt[i] < 0) {
+        rtt[i] = std::chrono::duration<double, std::milli>(now - scheduled[i]).count();
+        got++;
+      }
+    }
+  });
+  consumer.start();
+  for (int i = 0; i < 1000 && consumer.assigned_partitions() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  taskstream::kafka::Producer producer(s);
+  producer.send({s.kafka_topic_task_events, "warm-up", "{}", {}, std::nullopt}).get();
+  const auto t0 = Clock::now() + std::chrono::milliseconds(50);
+  const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
+  for (int i = 0; i < total; ++i) scheduled[static_cast<std::size_t>(i)] = t0 + i * interval;
+  for (int i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(scheduled[static_cast<std::size_t>(i)]);
+    producer.produce({s.kafka_topic_task_updates, "user-" + std::to_string(i % 64), std::to_string(i), {}, std::nullopt},
+                     [](const taskstream::kafka::DeliveryResult&) {});
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (got < total && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  consumer.stop();
+  std::vector<double> ok;
+  {
+    std::lock_guard l(m);
+    for (double v : rtt)
+      if (v >= 0) ok.push_back(v);
+  }
+  std::printf("rtt      %5d msgs/s x %d s: broker round trip (produce -> consume, acks=all): p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%zu/%d)\n",
+              rate, seconds, pct(ok, 0.5), pct(ok, 0.99), pct(ok, 1.0), ok.size(), total);
+  std::fflush(stdout);
+}
+
 int main(int argc, char** argv) {
   std::size_t sockets = 10'000;
   int changes = 20, seconds = 5;
@@ -340,9 +408,11 @@ int main(int argc, char** argv) {
       for (std::string r; std::getline(ss, r, ',');) rates.push_back(std::stoi(r));
     }
   }
+  taskstream::util::setup_logging("warn", taskstream::config::LogFormat::text);
   const std::string binary = bench::taskstream_binary();
   Serve serve;
   try {
+    for (int r : rates) broker_round_trip(r, seconds);
     serve.start(binary);
     for (int r : rates) latency(serve, r, seconds);
     if (sockets > 0) fanout(serve, sockets, changes);

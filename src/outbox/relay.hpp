@@ -31,7 +31,7 @@
 namespace taskstream::outbox {
 
 struct RelayOptions {
-  int batch_size = 1000;
+  int batch_size = 5000;  ///< rows per fetch; each batch waits for its acks, so bigger drains faster
   std::chrono::milliseconds idle_poll{200};     ///< poll interval when nobody wakes the relay
   std::chrono::milliseconds retry_backoff{1000};  ///< after a failed batch or DB error
   /// No message delivered for this long while some wait: the producer's client is

@@ -591,6 +591,9 @@ struct SqliteStore::Impl {
         spdlog::warn("sqlite: checkpoint: {}", e.what());
       }
       lock.lock();
+      // At most a few checkpoints a second: until a writer restarts the WAL every commit
+      // still reports it long, and each checkpoint ends with an fsync of the database.
+      checkpoint_cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return checkpoint_stop; });
     }
   }
 
