@@ -97,6 +97,27 @@ std::string JwtCodec::verify(std::string_view token, std::chrono::system_clock::
 }
 
 JwtCodec::Claims JwtCodec::verify_claims(std::string_view token, std::chrono::system_clock::time_point now) const {
+  const long long now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  {
+    std::lock_guard lock(verified_->mutex);
+    if (const auto it = verified_->tokens.find(std::string(token)); it != verified_->tokens.end()) {
+      const auto& v = it->second;
+      if (std::chrono::duration_cast<std::chrono::seconds>(v.claims.expires.time_since_epoch()).count() <= now_s)
+        throw AuthError("token expired");
+      if (v.nbf && *v.nbf > now_s + kNotBeforeLeeway.count()) throw AuthError("token not yet valid");
+      return v.claims;
+    }
+  }
+  std::optional<long long> nbf;
+  auto claims = verify_uncached(token, now, nbf);
+  std::lock_guard lock(verified_->mutex);
+  if (verified_->tokens.size() >= kVerifiedCacheSize) verified_->tokens.clear();
+  verified_->tokens.emplace(std::string(token), Verified{claims, nbf});
+  return claims;
+}
+
+JwtCodec::Claims JwtCodec::verify_uncached(std::string_view token, std::chrono::system_clock::time_point now,
+                                           std::optional<long long>& nbf) const {
   // Structure and alg are checked here, before libjwt, so that the reasons stay precise and
   // a foreign alg is refused whatever libjwt would do with it (1.10 accepts "none").
   if (token.empty() || token.size() > kMaxTokenBytes) throw AuthError("malformed token");
@@ -136,7 +157,8 @@ JwtCodec::Claims JwtCodec::verify_claims(std::string_view token, std::chrono::sy
   if (nbf_json) {
     const auto nbf_value = nlohmann::json::parse(nbf_json.get(), nullptr, false);
     if (!nbf_value.is_number_integer()) throw AuthError("bad nbf");
-    if (nbf_value.get<long long>() > now_s + kNotBeforeLeeway.count()) throw AuthError("token not yet valid");
+    nbf = nbf_value.get<long long>();
+    if (*nbf > now_s + kNotBeforeLeeway.count()) throw AuthError("token not yet valid");
   }
 
   const char* sub = jwt_get_grant(decoded.get(), "sub");

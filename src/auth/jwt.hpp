@@ -7,8 +7,16 @@
 //
 // Lifecycle: built once at start from the JWT secret, then read-only. Thread-safety: const
 // methods are safe from any thread. Blocking: no (a few microseconds of HMAC).
+// Verified tokens are remembered (up to kVerifiedCacheSize, then forgotten all at once):
+// a client sends the same token with every request, and decoding and checking it again
+// (two base64 decodes, three JSON parses, an HMAC) was 5 % of serve's CPU under load. A
+// remembered token is still checked against exp and nbf at each use.
 
 #include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,9 +63,22 @@ class JwtCodec final {
                        std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
   std::chrono::seconds ttl() const noexcept { return ttl_; }
 
+  static constexpr std::size_t kVerifiedCacheSize = 4096;
+
  private:
+  struct Verified {
+    Claims claims;
+    std::optional<long long> nbf;
+  };
+  struct VerifiedCache {
+    std::mutex mutex;
+    std::unordered_map<std::string, Verified> tokens;
+  };
+  Claims verify_uncached(std::string_view token, std::chrono::system_clock::time_point now, std::optional<long long>& nbf) const;
+
   std::string secret_;
   std::chrono::seconds ttl_;
+  std::shared_ptr<VerifiedCache> verified_ = std::make_shared<VerifiedCache>();
 };
 
 /// The token of an "Authorization: Bearer <token>" value (scheme case-insensitive, blanks

@@ -99,6 +99,27 @@ TEST(Jwt, ExpiredTokenIsRefused) {
   EXPECT_THROW(codec.verify(fresh, std::chrono::system_clock::now() + 3601s), AuthError);
 }
 
+TEST(Jwt, RememberedTokensAreStillJudgedAtEachUse) {
+  JwtCodec codec{kSecret, 3600s};
+  const auto token = codec.issue("user-1");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(codec.verify(token), "user-1");  // remembered after the first
+  try {
+    codec.verify(token, std::chrono::system_clock::now() + 3601s);
+    ADD_FAILURE() << "a remembered token was accepted after its exp";
+  } catch (const AuthError& e) {
+    EXPECT_STREQ(e.what(), "token expired");
+  }
+  // One character changed in the signature is another token: checked, and refused.
+  auto tampered = token;
+  auto& c = tampered[tampered.size() - 5];  // inside the signature (the last one carries padding bits)
+  c = c == 'A' ? 'B' : 'A';
+  EXPECT_EQ(reason(codec, tampered), "bad signature");
+  // More distinct tokens than the cache holds: each still verifies (the cache starts over).
+  for (std::size_t i = 0; i < JwtCodec::kVerifiedCacheSize + 10; ++i)
+    ASSERT_EQ(codec.verify(codec.issue("user-" + std::to_string(i))), "user-" + std::to_string(i));
+  EXPECT_EQ(codec.verify(token), "user-1");
+}
+
 TEST(Jwt, MissingOrNonIntegerExpIsRefused) {
   JwtCodec codec{kSecret};
   EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u1"}})), "missing exp");
