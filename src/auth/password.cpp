@@ -28,23 +28,13 @@ void ensure_sodium() {
 /// database calls that mostly wait; without this bound a burst of sign-ups or logins
 /// would run as many hashes at once as that pool has threads. One per core is all the
 /// CPU can do anyway; the others queue here.
-class HashSlots {
- public:
-  HashSlots() : slots_(std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(std::thread::hardware_concurrency()))) {}
-  void acquire() { slots_.acquire(); }
-  void release() { slots_.release(); }
-
- private:
-  std::counting_semaphore<1024> slots_;
-};
-
 struct HashSlot {
   HashSlot() { slots().acquire(); }
   ~HashSlot() { slots().release(); }
   HashSlot(const HashSlot&) = delete;
   HashSlot& operator=(const HashSlot&) = delete;
-  static HashSlots& slots() {
-    static HashSlots s;
+  static std::counting_semaphore<1024>& slots() {
+    static std::counting_semaphore<1024> s(std::max<std::ptrdiff_t>(1, static_cast<std::ptrdiff_t>(std::thread::hardware_concurrency())));
     return s;
   }
 };

@@ -37,15 +37,21 @@ void Relay::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+bool Relay::mark_now(const std::vector<std::int64_t>& ids) {
+  try {
+    store_.mark_published(ids);
+    published_ += ids.size();
+    return true;
+  } catch (const std::exception& e) {
+    // They are in Kafka; left unmarked, they are sent again and deduplicated by event_id.
+    spdlog::warn("outbox relay: marking {} rows published: {}", ids.size(), e.what());
+    return false;
+  }
+}
+
 void Relay::mark_later(std::vector<std::int64_t> ids) {
   if (!marker_.joinable()) {  // drain() without start(): mark here
-    try {
-      store_.mark_published(ids);
-      published_ += ids.size();
-    } catch (const std::exception& e) {
-      // They are in Kafka; they will be sent again and deduplicated by event_id.
-      spdlog::warn("outbox relay: marking {} rows published: {}", ids.size(), e.what());
-    }
+    mark_now(ids);
     return;
   }
   {
@@ -64,15 +70,7 @@ void Relay::marker_run() {
     std::vector<std::int64_t> ids;
     ids.swap(to_mark_);  // everything delivered meanwhile, in one write
     lock.unlock();
-    bool ok = true;
-    try {
-      store_.mark_published(ids);
-      published_ += ids.size();
-    } catch (const std::exception& e) {
-      // They are in Kafka; freed below, they are sent again and deduplicated by event_id.
-      ok = false;
-      spdlog::warn("outbox relay: marking {} rows published: {}", ids.size(), e.what());
-    }
+    const bool ok = mark_now(ids);
     lock.lock();
     for (auto id : ids) in_hand_.erase(id);
     mark_cv_.notify_all();

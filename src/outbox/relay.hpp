@@ -68,6 +68,8 @@ class Relay final {
   /// for the batch's delivery reports until they are in or give_up_ passes.
   int publish_batch();
   std::chrono::steady_clock::time_point give_up() const noexcept;
+  /// mark_published and the published count; false (logged) when the write failed.
+  bool mark_now(const std::vector<std::int64_t>& ids);
   /// Hands delivered rows to the marker thread; they count as in hand until marked.
   void mark_later(std::vector<std::int64_t> ids);
   /// Waits until every handed row is marked (or failed to be, and is free to be sent again).

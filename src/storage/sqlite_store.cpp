@@ -221,33 +221,36 @@ class Connection final {
 
   sqlite3* handle() const { return db_; }
 
+  struct CachedStatement {
+    sqlite3_stmt* stmt;
+    bool in_use;
+  };
+
   /// A prepared statement for `sql`, from this connection's cache: preparing (parsing and
   /// planning) cost more than running the statements of a task change, and the same few
-  /// statements run again and again. `cached` says whether it must go back with
-  /// give_back() (true) or be finalized (false: the cache's copy is in use, as when a
-  /// statement is nested in a loop over itself, or the cache is full of other SQL).
-  sqlite3_stmt* take(std::string_view sql, bool& cached) {
+  /// statements run again and again. Returns the cache entry (hand it back with
+  /// give_back()), or null with `stmt` freshly prepared for the caller to finalize: when
+  /// the cached one is in use (a statement nested in a loop over itself) or the cache is
+  /// full of other SQL. Entries stay put in the map, so the pointer stays valid.
+  CachedStatement* take(std::string_view sql, sqlite3_stmt*& stmt) {
     auto it = statements_.find(sql);
     if (it != statements_.end() && !it->second.in_use) {
       it->second.in_use = true;
-      cached = true;
-      return it->second.stmt;
+      stmt = it->second.stmt;
+      return &it->second;
     }
     const bool keep = it == statements_.end() && statements_.size() < kMaxCachedStatements;
-    sqlite3_stmt* stmt = nullptr;
     const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), keep ? SQLITE_PREPARE_PERSISTENT : 0,
                                       &stmt, nullptr);
     if (rc != SQLITE_OK) fail(db_, rc, fmt::format("prepare '{}'", sql.substr(0, 60)));
-    cached = keep;
-    if (keep) statements_.emplace(std::string(sql), CachedStatement{stmt, true});
-    return stmt;
+    if (!keep) return nullptr;
+    return &statements_.emplace(std::string(sql), CachedStatement{stmt, true}).first->second;
   }
-  /// Returns a statement from take(..., cached=true): reset, bindings cleared, ready again.
-  void give_back(sqlite3_stmt* stmt) {
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    const auto it = statements_.find(std::string_view(sqlite3_sql(stmt)));
-    if (it != statements_.end() && it->second.stmt == stmt) it->second.in_use = false;
+  /// Returns an entry from take(): its statement reset, bindings cleared, ready again.
+  static void give_back(CachedStatement& entry) {
+    sqlite3_reset(entry.stmt);
+    sqlite3_clear_bindings(entry.stmt);
+    entry.in_use = false;
   }
 
   void exec(const std::string& sql) {
@@ -262,10 +265,6 @@ class Connection final {
   }
 
  private:
-  struct CachedStatement {
-    sqlite3_stmt* stmt;
-    bool in_use;
-  };
   struct SqlHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view sql) const noexcept { return std::hash<std::string_view>{}(sql); }
@@ -279,9 +278,9 @@ class Connection final {
 /// A prepared statement; binds are 1-based, columns 0-based as in the C API.
 class Statement final {
  public:
-  Statement(Connection& conn, std::string_view sql) : conn_(conn), db_(conn.handle()), stmt_(conn.take(sql, cached_)) {}
+  Statement(Connection& conn, std::string_view sql) : db_(conn.handle()), cached_(conn.take(sql, stmt_)) {}
   ~Statement() {
-    if (cached_) conn_.give_back(stmt_);
+    if (cached_) Connection::give_back(*cached_);
     else sqlite3_finalize(stmt_);
   }
   Statement(const Statement&) = delete;
@@ -344,10 +343,9 @@ class Statement final {
     if (rc != SQLITE_OK) fail(db_, rc, "bind");
   }
 
-  Connection& conn_;
   sqlite3* db_;
-  bool cached_ = false;
   sqlite3_stmt* stmt_ = nullptr;
+  Connection::CachedStatement* cached_;  ///< null: stmt_ is ours to finalize
 };
 
 /// Runs one statement that returns no rows through the statement cache (BEGIN, COMMIT,
