@@ -77,6 +77,7 @@ class Session final : public std::enable_shared_from_this<Session> {
 
   ~Session() {
     if (registered_) hub_.sockets--;
+    else hub_.unreserve(user_id_);  // made after Hub::reserve; the handshake never finished
   }
 
   const std::string& user_id() const { return user_id_; }
@@ -445,7 +446,7 @@ bool Hub::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::reque
     refuse(stream, req, 401, e.what());
     return true;
   }
-  if (count(claims.subject) >= static_cast<std::size_t>(settings_.ws_max_sockets_per_user)) {
+  if (!reserve(claims.subject)) {
     refused++;
     refuse(stream, req, 429, "too many WebSocket connections for this user (" + std::to_string(settings_.ws_max_sockets_per_user) + ")");
     return true;
@@ -521,8 +522,30 @@ HubStats Hub::stats() const noexcept {
   return {sockets.load(), frames_sent.load(), overflow_closes.load(), gap_fills.load(), refused.load()};
 }
 
+bool Hub::reserve(const std::string& user_id) {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  if (auto it = sessions_.find(user_id); it != sessions_.end())
+    for (const auto& w : it->second)
+      if (!w.expired()) ++n;
+  if (auto it = reserved_.find(user_id); it != reserved_.end()) n += it->second;
+  if (n >= static_cast<std::size_t>(settings_.ws_max_sockets_per_user)) return false;
+  ++reserved_[user_id];
+  return true;
+}
+
+void Hub::release_reservation_locked(const std::string& user_id) {
+  if (auto it = reserved_.find(user_id); it != reserved_.end() && --it->second == 0) reserved_.erase(it);
+}
+
+void Hub::unreserve(const std::string& user_id) {
+  std::lock_guard lock(mutex_);
+  release_reservation_locked(user_id);
+}
+
 void Hub::add(const std::string& user_id, const std::shared_ptr<Session>& s) {
   std::lock_guard lock(mutex_);
+  release_reservation_locked(user_id);
   sessions_[user_id].push_back(s);
 }
 
@@ -538,16 +561,6 @@ void Hub::remove(const std::string& user_id, const Session* s) {
                             }),
              list.end());
   if (list.empty()) sessions_.erase(it);
-}
-
-std::size_t Hub::count(const std::string& user_id) {
-  std::lock_guard lock(mutex_);
-  auto it = sessions_.find(user_id);
-  if (it == sessions_.end()) return 0;
-  std::size_t n = 0;
-  for (const auto& w : it->second)
-    if (!w.expired()) ++n;
-  return n;
 }
 
 std::vector<std::shared_ptr<Session>> Hub::sessions_of(const std::string& user_id) {

@@ -89,9 +89,17 @@ class Hub final {
 
  private:
   friend class Session;
+  /// Takes one of the user's WS_MAX_SOCKETS_PER_USER slots for a socket still in its
+  /// handshake; false when they are all taken (open or reserved). Checking and taking under
+  /// one lock: counting only registered sockets let a client that already had its 101 (the
+  /// session registers a moment later) be followed by one socket too many.
+  bool reserve(const std::string& user_id);
+  /// Gives back a reservation whose handshake failed.
+  void unreserve(const std::string& user_id);
+  /// Registers a socket, turning its reservation into an open socket.
   void add(const std::string& user_id, const std::shared_ptr<Session>& s);
   void remove(const std::string& user_id, const Session* s);
-  std::size_t count(const std::string& user_id);
+  void release_reservation_locked(const std::string& user_id);  ///< mutex_ held
   std::vector<std::shared_ptr<Session>> sessions_of(const std::string& user_id);
 
   const config::Settings& settings_;
@@ -103,6 +111,7 @@ class Hub final {
 
   std::mutex mutex_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<Session>>> sessions_;
+  std::unordered_map<std::string, std::size_t> reserved_;  ///< sockets in their handshake, per user
   std::atomic<bool> stopped_{false};
 
  public:
