@@ -59,11 +59,15 @@ TEST(OutboxRelay, StalledProducerIsReplacedAndTheBacklogStillDrainsOnceInOrder) 
 // Rare broker answers, made deterministic by the embedded cluster (librdkafka's mock).
 // NOT_ENOUGH_REPLICAS (too few in-sync replicas for acks=all) on the first produce
 // requests: the idempotent producer retries them; each event lands once, in order.
+// One request in flight per connection: the mock checks producer sequence numbers only for
+// transactional producers, so with two in flight it can append request 2 after refusing
+// request 1 (a real broker answers OUT_OF_ORDER_SEQUENCE), and librdkafka then rightly takes
+// request 1 as persisted (rdkafka_request.c, implicit ack) — a loss only the mock can make.
 TEST(OutboxRelay, EmbeddedNotEnoughReplicasIsRetriedAndEachEventLandsOnceInOrder) {
   OutboxFixture o(kEmbedded, "nerep", 3);
   constexpr int kProduceApi = 0, kNotEnoughReplicas = 19;
   kafka::embedded::push_request_errors(kProduceApi, kNotEnoughReplicas, 6);
-  kafka::Producer producer(o.s);
+  kafka::Producer producer(o.s, {.extra = {{"max.in.flight.requests.per.connection", "1"}}});
   outbox::Relay relay(*o.store, producer, {.batch_size = 20, .idle_poll = 50ms, .retry_backoff = 200ms});
   relay.start();
   constexpr int kPerUser = 30;
