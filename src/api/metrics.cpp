@@ -8,11 +8,28 @@ void Metrics::observe_request(const std::string& method, const std::string& rout
   const double secs = std::chrono::duration<double>(elapsed).count();
   std::lock_guard lock(mutex_);
   requests_[{method, route, status}]++;
-  auto& h = latency_[{method, route}];
+  auto& h = latency_[{method, route, status}];
   for (std::size_t i = 0; i < kBuckets.size(); ++i)
     if (secs <= kBuckets[i]) h.buckets[i]++;
   h.count++;
   h.sum += secs;
+}
+
+void Metrics::add_collector(std::function<void(std::string&)> write) {
+  std::lock_guard lock(mutex_);
+  collectors_.push_back(std::move(write));
+}
+
+std::string escape_label(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
 }
 
 void Metrics::add_gauge(std::string name, std::string help, std::string type, std::function<double()> read) {
@@ -23,20 +40,24 @@ void Metrics::add_gauge(std::string name, std::string help, std::string type, st
 std::string Metrics::render() const {
   std::string out;
   std::vector<Gauge> gauges;
+  std::vector<std::function<void(std::string&)>> collectors;
   {
     std::lock_guard lock(mutex_);
     out += "# HELP http_requests_total HTTP requests by method, route and status.\n# TYPE http_requests_total counter\n";
     for (const auto& [k, v] : requests_)
       out += fmt::format("http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n", std::get<0>(k), std::get<1>(k), std::get<2>(k), v);
-    out += "# HELP http_request_duration_seconds HTTP request latency by method and route.\n# TYPE http_request_duration_seconds histogram\n";
+    out += "# HELP http_request_duration_seconds HTTP request latency by method, route and status.\n# TYPE http_request_duration_seconds histogram\n";
     for (const auto& [k, h] : latency_) {
+      const auto& [method, route, status] = k;
       for (std::size_t i = 0; i < kBuckets.size(); ++i)
-        out += fmt::format("http_request_duration_seconds_bucket{{method=\"{}\",route=\"{}\",le=\"{}\"}} {}\n", k.first, k.second, kBuckets[i], h.buckets[i]);
-      out += fmt::format("http_request_duration_seconds_bucket{{method=\"{}\",route=\"{}\",le=\"+Inf\"}} {}\n", k.first, k.second, h.count);
-      out += fmt::format("http_request_duration_seconds_sum{{method=\"{}\",route=\"{}\"}} {}\n", k.first, k.second, h.sum);
-      out += fmt::format("http_request_duration_seconds_count{{method=\"{}\",route=\"{}\"}} {}\n", k.first, k.second, h.count);
+        out += fmt::format("http_request_duration_seconds_bucket{{method=\"{}\",route=\"{}\",status=\"{}\",le=\"{}\"}} {}\n", method, route, status,
+                           kBuckets[i], h.buckets[i]);
+      out += fmt::format("http_request_duration_seconds_bucket{{method=\"{}\",route=\"{}\",status=\"{}\",le=\"+Inf\"}} {}\n", method, route, status, h.count);
+      out += fmt::format("http_request_duration_seconds_sum{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n", method, route, status, h.sum);
+      out += fmt::format("http_request_duration_seconds_count{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n", method, route, status, h.count);
     }
     gauges = gauges_;
+    collectors = collectors_;
   }
   // Readers may block briefly (a DB count): outside the lock.
   for (const auto& g : gauges) {
@@ -47,6 +68,15 @@ std::string Metrics::render() const {
       continue;
     }
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", g.name, g.help, g.name, g.type, g.name, v);
+  }
+  for (const auto& write : collectors) {
+    std::string part;  // a reader that throws adds nothing, not half a family
+    try {
+      write(part);
+    } catch (...) {
+      continue;
+    }
+    out += part;
   }
   return out;
 }

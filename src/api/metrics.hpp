@@ -9,6 +9,9 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
 #include <utility>
 
 namespace taskstream::api {
@@ -18,6 +21,9 @@ class Metrics final {
   void observe_request(const std::string& method, const std::string& route, int status, std::chrono::nanoseconds elapsed);
   /// Gauges read when /metrics is scraped (outbox waiting, relay counters...).
   void add_gauge(std::string name, std::string help, std::string type, std::function<double()> read);
+  /// Families with labels (per consumer group and partition...): `write` appends their
+  /// exposition text (# HELP, # TYPE and samples) when /metrics is scraped.
+  void add_collector(std::function<void(std::string& out)> write);
   /// The Prometheus text exposition.
   std::string render() const;
 
@@ -34,8 +40,12 @@ class Metrics final {
   };
   mutable std::mutex mutex_;
   std::map<std::tuple<std::string, std::string, int>, std::uint64_t> requests_;
-  std::map<std::pair<std::string, std::string>, Histogram> latency_;
+  std::map<std::tuple<std::string, std::string, int>, Histogram> latency_;
   std::vector<Gauge> gauges_;
+  std::vector<std::function<void(std::string&)>> collectors_;
 };
+
+/// A label value escaped for the Prometheus text format (backslash, quote, newline).
+std::string escape_label(std::string_view value);
 
 }  // namespace taskstream::api

@@ -13,6 +13,7 @@
 #include "http/blocking.hpp"
 #include "outbox/relay.hpp"
 #include "outbox/task_events.hpp"
+#include "util/logging.hpp"
 
 namespace taskstream::api {
 namespace {
@@ -114,7 +115,17 @@ std::string change_type(const storage::Task& before, const storage::Task& after)
   return before.status != "done" && after.status == "done" ? "task_completed" : "task_updated";
 }
 
-std::string traceparent_of(const Request& req) { return std::string(req.header("traceparent").value_or("")); }
+/// The request's W3C traceparent, when well formed (one that is not starts no trace: it is
+/// not copied into the events' headers).
+std::string traceparent_of(const Request& req) {
+  auto tp = req.header("traceparent").value_or("");
+  if (tp.size() > 256 || util::trace_id_of(tp).empty()) return {};
+  if (tp.substr(0, 2) == "00" && tp.size() != 55) return {};
+  if (tp.substr(0, 2) == "ff") return {};
+  for (char c : tp)
+    if (c < 0x21 || c > 0x7e) return {};
+  return std::string(tp);
+}
 
 /// If-Match: "3", W/"3" or 3 → 3. Anything else is 400.
 std::optional<std::int64_t> if_match(const Request& req) {
@@ -195,12 +206,14 @@ void register_routes(http::Router& router, ApiContext& ctx) {
 
   router.add({"POST", "/auth/token", false, "Exchange email and password for a bearer token"}, [&ctx, limits, too_many](Request& req) -> awaitable<Response> {
     if (auto d = limits->per_address.acquire(auth::address_key(req.remote)); !d.allowed) {
-      spdlog::warn("request {}: login attempts from {} over the limit", req.request_id, req.remote);
+      util::LogScope scope({.request_id = req.request_id});
+      spdlog::warn("login attempts from {} over the limit", req.remote);
       co_return too_many(d, "from this address");
     }
     auto [email, password] = credentials(req);
     if (auto d = limits->per_account.acquire(email); !d.allowed) {
-      spdlog::warn("request {}: failed logins for one account over the limit", req.request_id);
+      util::LogScope scope({.request_id = req.request_id});
+      spdlog::warn("failed logins for one account over the limit");
       co_return too_many(d, "for this account");
     }
     auto user_id = co_await http::offload(ctx.blocking_pool, [&]() -> std::optional<std::string> {

@@ -1,5 +1,6 @@
 #include "app/serve.hpp"
 
+#include <fmt/format.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
@@ -8,10 +9,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <iostream>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "api/api.hpp"
 #include "api/metrics.hpp"
+#include "events/events.hpp"
 #include "auth/jwt.hpp"
 #include "http/server.hpp"
 #include "kafka/admin.hpp"
@@ -19,6 +23,7 @@
 #include "outbox/relay.hpp"
 #include "reminders/scheduler.hpp"
 #include "storage/store.hpp"
+#include "util/logging.hpp"
 #include "workers/consumers.hpp"
 #include "ws/hub.hpp"
 
@@ -74,6 +79,38 @@ class KafkaProbe final {
   std::chrono::steady_clock::time_point checked_{};
   bool last_ = false;
 };
+
+/// Per consumer group and partition: messages processed, dead-lettered, retried, and lag.
+/// `runners` is read at each scrape (a runner may not exist yet).
+void add_consumer_metrics(api::Metrics& metrics, std::function<std::vector<const kafka::ConsumerRunner*>()> runners) {
+  metrics.add_collector([runners = std::move(runners)](std::string& out) {
+    struct Row {
+      std::string labels;
+      kafka::PartitionStats s;
+    };
+    std::vector<Row> rows;
+    for (const auto* r : runners()) {
+      if (!r) continue;
+      for (auto& s : r->partition_stats())
+        rows.push_back({fmt::format("group=\"{}\",topic=\"{}\",partition=\"{}\"", api::escape_label(r->group_id()),
+                                    api::escape_label(s.topic), s.partition),
+                        std::move(s)});
+    }
+    auto family = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+      for (const auto& row : rows)
+        if (auto v = value(row.s)) out += fmt::format("{}{{{}}} {}\n", name, row.labels, *v);
+    };
+    family("consumer_messages_processed_total", "counter", "Messages handled, per consumer group and partition.",
+           [](const kafka::PartitionStats& s) { return std::optional<std::uint64_t>(s.processed); });
+    family("consumer_messages_dead_lettered_total", "counter", "Messages sent to the dead-letter topic, per consumer group and partition.",
+           [](const kafka::PartitionStats& s) { return std::optional<std::uint64_t>(s.dead_lettered); });
+    family("consumer_messages_retried_total", "counter", "Handler attempts beyond the first, per message, per consumer group and partition.",
+           [](const kafka::PartitionStats& s) { return std::optional<std::uint64_t>(s.retried); });
+    family("consumer_lag", "gauge", "End offset minus the group's committed offset, per assigned partition (refreshed every second).",
+           [](const kafka::PartitionStats& s) { return s.lag; });
+  });
+}
 
 /// The store DATABASE_URL names, migrated; null (and logged) when that fails.
 std::unique_ptr<storage::Store> open_migrated_store(const config::Settings& settings) {
@@ -135,8 +172,19 @@ int serve(config::Settings settings, const ServeOptions& options) {
   // concurrent requests rather than for cores.
   boost::asio::thread_pool blocking_pool(kBlockingThreads);
 
-  metrics.add_gauge("outbox_events_waiting", "Events in the outbox not yet published.", "gauge",
-                    [&] { return static_cast<double>(store->outbox_stats().waiting); });
+  metrics.add_collector([&](std::string& out) {
+    const auto st = store->outbox_stats();
+    double age = 0;
+    if (st.oldest_waiting)
+      if (auto ms = events::to_unix_millis(*st.oldest_waiting))
+        age = std::max(0.0, static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch()).count() - *ms) / 1000.0);
+    out += fmt::format(
+        "# HELP outbox_events_waiting Events in the outbox not yet published.\n# TYPE outbox_events_waiting gauge\noutbox_events_waiting {}\n"
+        "# HELP outbox_oldest_event_age_seconds Age of the oldest event waiting in the outbox (0 when none waits).\n"
+        "# TYPE outbox_oldest_event_age_seconds gauge\noutbox_oldest_event_age_seconds {:.3f}\n",
+        st.waiting, age);
+  });
   metrics.add_gauge("outbox_events_published_total", "Events the relay published.", "counter",
                     [&] { return static_cast<double>(relay.stats().published); });
   metrics.add_gauge("outbox_events_failed_total", "Event deliveries that failed and were retried.", "counter",
@@ -161,9 +209,17 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(hub.stats().frames_sent); });
   metrics.add_gauge("websocket_overflow_closes_total", "Sockets closed because their send queue overflowed.", "counter",
                     [&] { return static_cast<double>(hub.stats().overflow_closes); });
+  add_consumer_metrics(metrics, [&] {
+    std::vector<const kafka::ConsumerRunner*> rs{hub.consumer()};
+    for (const auto& e : consumers.entries()) rs.push_back(e.runner.get());
+    return rs;
+  });
   http::Server server(io, router, so, [&](const http::Request& req, std::string_view route, int status, std::chrono::nanoseconds took) {
     metrics.observe_request(req.method, std::string(route), status, took);
-    spdlog::debug("{} {} {} {:.3f} ms request_id={}", req.method, req.path, status, took.count() / 1e6, req.request_id);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      util::LogScope scope({.request_id = req.request_id, .traceparent = req.header("traceparent").value_or("")});
+      spdlog::debug("{} {} {} {:.3f} ms", req.method, req.path, status, took.count() / 1e6);
+    }
   });
   if (settings.kafka_enabled) ctx.kafka_ready = [&probe] { return probe.ready(); };
   // Ready for traffic once the hub's consumer has its partitions too.
@@ -234,6 +290,11 @@ int worker(const config::Settings& settings, const WorkerOptions& options) {
   ensure_topics_at_start(settings);
   workers::Consumers consumers(settings, *store, names);
   api::Metrics metrics;
+  add_consumer_metrics(metrics, [&] {
+    std::vector<const kafka::ConsumerRunner*> rs;
+    for (const auto& e : consumers.entries()) rs.push_back(e.runner.get());
+    return rs;
+  });
   KafkaProbe probe(settings);
   boost::asio::thread_pool blocking_pool(2);
   // The worker serves no user routes; the codec only satisfies the context.

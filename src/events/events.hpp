@@ -132,5 +132,7 @@ namespace taskstream::events {
 // `YYYY-MM-DDTHH:MM:SS.mmmZ` (offsets applied, fractions cut to milliseconds). nullopt when
 // `text` is not RFC 3339.
 [[nodiscard]] std::optional<std::string> to_utc_millis(std::string_view text);
+// The same instant as milliseconds since the Unix epoch (negative before 1970).
+[[nodiscard]] std::optional<std::int64_t> to_unix_millis(std::string_view text);
 
 }  // namespace taskstream::events

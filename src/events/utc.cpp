@@ -14,7 +14,7 @@ int digits(std::string_view s, std::size_t pos, std::size_t n) {
 
 }  // namespace
 
-std::optional<std::string> to_utc_millis(std::string_view s) {
+std::optional<std::int64_t> to_unix_millis(std::string_view s) {
   if (!is_rfc3339(s)) return std::nullopt;
   // is_rfc3339 checked the shape: YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
   std::tm tm{};
@@ -40,6 +40,16 @@ std::optional<std::string> to_utc_millis(std::string_view s) {
     const int offset = digits(s, pos + 1, 2) * 3600 + digits(s, pos + 4, 2) * 60;
     t += s[pos] == '+' ? -offset : offset;
   }
+  return static_cast<std::int64_t>(t) * 1000 + millis;
+}
+
+std::optional<std::string> to_utc_millis(std::string_view s) {
+  const auto ms = to_unix_millis(s);
+  if (!ms) return std::nullopt;
+  // Floor division: an instant before 1970 has a negative count and positive millis.
+  const std::int64_t secs = *ms >= 0 ? *ms / 1000 : -((-*ms + 999) / 1000);
+  const std::time_t t = static_cast<std::time_t>(secs);
+  const int millis = static_cast<int>(*ms - secs * 1000);
   std::tm utc{};
   gmtime_r(&t, &utc);
   char buf[64];

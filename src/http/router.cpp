@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/logging.hpp"
+
 namespace taskstream::http {
 
 namespace {
@@ -115,8 +117,8 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* rou
     if (route.requires_auth) {
       if (!authenticator_) {
         // A wiring mistake, not the client's: never let a protected route run unchecked.
-        spdlog::error("request {}: route {} {} requires auth but the router has no authenticator",
-                      req.request_id, route.method, route.pattern);
+        util::LogScope scope({.request_id = req.request_id});
+        spdlog::error("route {} {} requires auth but the router has no authenticator", route.method, route.pattern);
         co_return Response::problem(500, "internal server error");
       }
       authenticating = true;
@@ -126,8 +128,8 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* rou
     res = co_await handlers_[*best](req);
   } catch (const HttpError& e) {
     if (e.status() < 100 || e.status() > 599) {
-      spdlog::error("request {}: {} {} threw HttpError with invalid status {}: {}", req.request_id, req.method,
-                    route.pattern, e.status(), e.what());
+      util::LogScope scope({.request_id = req.request_id});
+      spdlog::error("{} {} threw HttpError with invalid status {}: {}", req.method, route.pattern, e.status(), e.what());
       res = Response::problem(500, "internal server error");
     } else {
       res = Response::problem(e.status(), e.what());
@@ -136,11 +138,12 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* rou
     }
   } catch (const std::exception& e) {
     // The detail stays generic: exception texts can carry SQL or paths clients must not see.
-    spdlog::error("request {}: {} {} failed: {}", req.request_id, req.method, route.pattern, e.what());
+    util::LogScope scope({.request_id = req.request_id});
+    spdlog::error("{} {} failed: {}", req.method, route.pattern, e.what());
     res = Response::problem(500, "internal server error");
   } catch (...) {
-    spdlog::error("request {}: {} {} failed with a non-standard exception", req.request_id, req.method,
-                  route.pattern);
+    util::LogScope scope({.request_id = req.request_id});
+    spdlog::error("{} {} failed with a non-standard exception", req.method, route.pattern);
     res = Response::problem(500, "internal server error");
   }
   co_return res;

@@ -25,6 +25,8 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "util/logging.hpp"
+
 namespace taskstream::http {
 
 namespace asio = boost::asio;
@@ -68,7 +70,8 @@ bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::strin
 
 BeastResponse to_beast(Response res, unsigned version, bool keep_alive, const std::string& request_id) {
   if (res.status < 100 || res.status > 599) {
-    spdlog::error("request {}: handler answered with invalid status {}", request_id, res.status);
+    util::LogScope scope({.request_id = request_id});
+    spdlog::error("handler answered with invalid status {}", res.status);
     res = Response::problem(500, "internal server error");
   }
   BeastResponse msg;
@@ -78,7 +81,8 @@ BeastResponse to_beast(Response res, unsigned version, bool keep_alive, const st
   for (auto& [name, value] : res.headers) {
     // Handlers may echo client input into headers; a CR/LF there would split the response.
     if (name.empty() || has_crlf(name) || has_crlf(value)) {
-      spdlog::warn("request {}: dropped response header with CR/LF or an empty name", request_id);
+      util::LogScope scope({.request_id = request_id});
+      spdlog::warn("dropped response header with CR/LF or an empty name");
       continue;
     }
     msg.insert(name, value);
@@ -394,7 +398,8 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Impl> self, std::sha
       res = co_await self->router.dispatch(req, &label);
     } catch (const std::exception& e) {
       // Router::dispatch converts handler exceptions itself; this is a last line of defence.
-      spdlog::error("request {}: dispatch failed: {}", req.request_id, e.what());
+      util::LogScope scope({.request_id = req.request_id});
+      spdlog::error("dispatch failed: {}", e.what());
       res = Response::problem(500, "internal server error");
     }
     const bool keep_alive = parser.get().keep_alive() && !self->stopping;

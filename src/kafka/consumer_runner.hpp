@@ -28,6 +28,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -108,6 +109,9 @@ struct ConsumerOptions {
   /// the cluster really down a new client costs nothing. The wait doubles after each
   /// replacement (up to 10 min) until a member is in again.
   std::chrono::milliseconds rejoin_after{60'000};
+  /// How often librdkafka reports its statistics, from which the lag of each assigned
+  /// partition is read (0: no lag figures).
+  std::chrono::milliseconds stats_interval{1'000};
 };
 
 struct ConsumerStats {
@@ -117,6 +121,19 @@ struct ConsumerStats {
   std::uint64_t batches = 0;
   std::uint64_t rebalances = 0;
   std::uint64_t client_restarts = 0;  ///< clients replaced after rejoin_after out of the group
+};
+
+/// One partition's figures, for /metrics.
+struct PartitionStats {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::uint64_t processed = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t retried = 0;  ///< handler attempts beyond the first, per message
+  /// End offset (last stable) minus the group's committed offset, as librdkafka last
+  /// reported it (every stats_interval); unset while the partition is not assigned here.
+  /// Before the group's first commit: end minus the next offset to fetch.
+  std::optional<std::int64_t> lag;
 };
 
 class ConsumerRunner final {
@@ -134,6 +151,9 @@ class ConsumerRunner final {
   /// Partitions currently assigned to this member.
   std::size_t assigned_partitions() const noexcept;
   ConsumerStats stats() const noexcept;
+  /// Every partition this member has handled or holds, by topic and partition.
+  std::vector<PartitionStats> partition_stats() const;
+  const std::string& group_id() const noexcept;
 
  private:
   struct Impl;

@@ -492,6 +492,7 @@ void Hub::start() {
         }
       });
   consumer_->start();
+  consumer_view_.store(consumer_.get(), std::memory_order_release);
   spdlog::info("ws: instance {} consuming {} and {} (group {})", instance_id_, o.topics[0], o.topics[1], o.group_id);
 }
 
@@ -516,7 +517,10 @@ void Hub::deliver_other(const std::string& user_id, std::shared_ptr<const std::s
   for (auto& s : sessions_of(user_id)) s->post_other(frame);
 }
 
-bool Hub::ready() const noexcept { return !settings_.kafka_enabled || (consumer_ && consumer_->assigned_partitions() > 0); }
+bool Hub::ready() const noexcept {
+  const auto* c = consumer();
+  return !settings_.kafka_enabled || (c && c->assigned_partitions() > 0);
+}
 
 HubStats Hub::stats() const noexcept {
   return {sockets.load(), frames_sent.load(), overflow_closes.load(), gap_fills.load(), refused.load()};

@@ -86,6 +86,8 @@ class Hub final {
   /// that, a change could reach this instance's sockets only with the next one.
   bool ready() const noexcept;
   const std::string& instance_id() const noexcept { return instance_id_; }
+  /// The per-instance consumer of task-updates (null before start or without Kafka).
+  const kafka::ConsumerRunner* consumer() const noexcept { return consumer_view_.load(std::memory_order_acquire); }
 
  private:
   friend class Session;
@@ -108,6 +110,7 @@ class Hub final {
   boost::asio::thread_pool& blocking_;
   std::string instance_id_;
   std::unique_ptr<kafka::ConsumerRunner> consumer_;
+  std::atomic<const kafka::ConsumerRunner*> consumer_view_{nullptr};  ///< consumer_, once started: readable from any thread
 
   std::mutex mutex_;
   std::unordered_map<std::string, std::vector<std::weak_ptr<Session>>> sessions_;

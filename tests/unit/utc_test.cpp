@@ -13,3 +13,12 @@ TEST(UtcMillis, NormalisesOffsetsAndFractions) {
   EXPECT_FALSE(to_utc_millis("tomorrow"));
   EXPECT_FALSE(to_utc_millis("2026-02-30T00:00:00Z"));
 }
+
+TEST(Utc, UnixMillisCountFromTheEpochEitherSideOfIt) {
+  using taskstream::events::to_unix_millis;
+  EXPECT_EQ(to_unix_millis("1970-01-01T00:00:01.250Z"), 1250);
+  EXPECT_EQ(to_unix_millis("1970-01-01T02:00:00+02:00"), 0);
+  EXPECT_EQ(to_unix_millis("1969-12-31T23:59:59.500Z"), -500);
+  EXPECT_EQ(to_utc_millis("1969-12-31T23:59:59.500Z"), "1969-12-31T23:59:59.500Z");
+  EXPECT_FALSE(to_unix_millis("yesterday"));
+}

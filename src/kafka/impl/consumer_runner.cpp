@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <csignal>
@@ -15,6 +17,7 @@
 #include "events/events.hpp"
 #include "kafka/impl/client.hpp"
 #include "kafka/producer.hpp"
+#include "util/logging.hpp"
 
 namespace taskstream::kafka {
 
@@ -84,6 +87,84 @@ struct ConsumerRunner::Impl {
 
   std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0}, client_restarts{0};
 
+  // Per-partition figures for /metrics: counters from the worker, lag from the stats
+  // callback (poll thread).
+  struct PartitionFigures {
+    std::uint64_t processed = 0, dead_lettered = 0, retried = 0;
+    std::optional<std::int64_t> lag;
+  };
+  mutable std::mutex figures_mutex;
+  std::map<std::pair<std::string, std::int32_t>, PartitionFigures> figures;
+
+  /// Adds 1 to `field` of each message's partition (all of msgs, or those `pick` keeps).
+  template <typename Pick>
+  void count(std::span<const Message> msgs, std::uint64_t PartitionFigures::*field, Pick pick) {
+    std::lock_guard lock(figures_mutex);
+    std::string_view last_topic;
+    std::int32_t last_partition = -1;
+    PartitionFigures* f = nullptr;
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+      if (!pick(i)) continue;
+      const auto& m = msgs[i];
+      if (!f || m.partition() != last_partition || m.topic() != last_topic) {
+        f = &figures[{std::string(m.topic()), m.partition()}];
+        last_topic = m.topic();
+        last_partition = m.partition();
+      }
+      ++(f->*field);
+    }
+  }
+  void count_all(std::span<const Message> msgs, std::uint64_t PartitionFigures::*field) {
+    count(msgs, field, [](std::size_t) { return true; });
+  }
+
+  static int stats_cb(rd_kafka_t*, char* json, std::size_t len, void* opaque) {
+    static_cast<Impl*>(opaque)->on_stats(std::string_view(json, len));
+    return 0;  // librdkafka frees json
+  }
+
+  /// Reads the lag of each partition being fetched from librdkafka's statistics.
+  void on_stats(std::string_view text) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.contains("topics")) return;
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> lags;
+    for (const auto& [topic, t] : j["topics"].items()) {
+      if (!t.contains("partitions")) continue;
+      for (const auto& [id, p] : t["partitions"].items()) {
+        const auto partition = p.value("partition", -1);
+        const auto state = p.value("fetch_state", std::string("none"));
+        if (partition < 0 || state == "none" || state == "stopped") continue;
+        std::int64_t lag = p.value("consumer_lag", std::int64_t{-1});
+        if (lag < 0) {  // nothing committed yet: what is left from the fetch position
+          const auto end = p.value("ls_offset", std::int64_t{-1}), next = p.value("next_offset", std::int64_t{-1});
+          if (end >= 0 && next >= 0) lag = std::max<std::int64_t>(0, end - next);
+        }
+        if (lag >= 0) lags[{topic, partition}] = lag;
+      }
+    }
+    std::lock_guard lock(figures_mutex);
+    for (auto& [key, f] : figures) f.lag.reset();
+    for (auto& [key, lag] : lags) figures[key].lag = lag;
+  }
+
+  void forget_lags() {
+    std::lock_guard lock(figures_mutex);
+    for (auto& [key, f] : figures) f.lag.reset();
+  }
+
+  /// At debug level, one line per handled message with its event id and traceparent, so a
+  /// request's trace can be followed into the consumers.
+  void log_handled(std::span<const Message> msgs, const std::vector<bool>& failed) {
+    if (!spdlog::should_log(spdlog::level::debug)) return;
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+      if (!failed.empty() && failed[i]) continue;
+      const auto& m = msgs[i];
+      util::LogScope scope({.event_id = m.header("event_id").value_or(""), .traceparent = m.header("traceparent").value_or("")});
+      spdlog::debug("consumer {}: handled {} {}[{}]@{}", opt.group_id, m.header("event_type").value_or("message"), m.topic(),
+                    m.partition(), m.offset());
+    }
+  }
+
   std::mt19937_64 rng{std::random_device{}()};
   bool kill_before_commit = false;  // TASKSTREAM_FAILPOINT (tests only)
 
@@ -92,6 +173,7 @@ struct ConsumerRunner::Impl {
   impl::Handle make_handle() {
     return impl::make_client(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {
       rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
+      if (opt.stats_interval.count() > 0) rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
       rd_kafka_conf_set_opaque(conf, this);
     });
   }
@@ -305,6 +387,7 @@ struct ConsumerRunner::Impl {
     if (auto e = rd_kafka_commit(handle, nullptr, 0); e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
       spdlog::warn("consumer {}: commit on revoke: {}", opt.group_id, rd_kafka_err2str(e));
     rd_kafka_assign(handle, nullptr);
+    forget_lags();
     assigned = 0;
     in_group = false;
     out_of_group_since = Clock::now();
@@ -368,6 +451,13 @@ struct ConsumerRunner::Impl {
                                                 events::now_rfc3339())});
         if (!deliver(msgs, failures)) return false;
         processed += msgs.size() - failures.size();
+        std::vector<bool> failed;
+        if (!failures.empty()) {
+          failed.assign(msgs.size(), false);
+          for (const auto& f : failures) failed[f.index] = true;
+        }
+        count(all, &PartitionFigures::processed, [&](std::size_t i) { return failed.empty() || !failed[i]; });
+        log_handled(all, failed);
         return true;
       } catch (const NonRetriableError& e) {
         last_error = e.what();
@@ -380,6 +470,7 @@ struct ConsumerRunner::Impl {
         spdlog::warn("consumer {}: batch of {} failed (attempt {}/{}): {}", opt.group_id, msgs.size(), attempt, opt.max_attempts, e.what());
         if (attempt < opt.max_attempts) {
           retries++;
+          count_all(all, &PartitionFigures::retried);
           if (!backoff(attempt + 1)) return false;
         }
       }
@@ -396,6 +487,7 @@ struct ConsumerRunner::Impl {
   bool isolate(std::vector<Message>& msgs) {
     std::vector<Failure> failures;
     std::size_t handled = 0;
+    std::vector<bool> handled_flags(msgs.size(), false);
     for (std::size_t i = 0; i < msgs.size(); ++i) {
       std::span<const Message> one(&msgs[i], 1);
       BatchContext ctx(&stop_requested, opt.max_attempts);
@@ -405,7 +497,10 @@ struct ConsumerRunner::Impl {
         ctx.set_attempt(attempt);
         try {
           handler(one, ctx);
-          if (ctx.dead_letters().empty()) ++handled;
+          if (ctx.dead_letters().empty()) {
+            ++handled;
+            handled_flags[i] = true;
+          }
           for (const auto& e : ctx.dead_letters())
             failures.push_back({i, info_for(msgs[i], e.reason, e.error_class, e.detail, attempt, events::now_rfc3339(), events::now_rfc3339())});
           break;
@@ -420,12 +515,18 @@ struct ConsumerRunner::Impl {
             break;
           }
           retries++;
+          count_all(one, &PartitionFigures::retried);
           if (!backoff(attempt + 1)) return false;
         }
       }
     }
     if (!deliver(msgs, failures)) return false;
     processed += handled;
+    std::span<const Message> all(msgs.data(), msgs.size());
+    count(all, &PartitionFigures::processed, [&](std::size_t i) { return handled_flags[i]; });
+    std::vector<bool> failed(msgs.size());
+    for (std::size_t i = 0; i < msgs.size(); ++i) failed[i] = !handled_flags[i];
+    log_handled(all, failed);
     return true;
   }
 
@@ -455,8 +556,12 @@ struct ConsumerRunner::Impl {
       std::map<std::string, int> reasons;
       for (std::size_t k = 0; k < failures.size(); ++k) {
         reasons[failures[k].info.reason]++;
-        spdlog::debug("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
-                      failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
+        if (spdlog::should_log(spdlog::level::debug)) {
+          const auto& m = msgs[failures[k].index];
+          util::LogScope scope({.event_id = m.header("event_id").value_or(""), .traceparent = m.header("traceparent").value_or("")});
+          spdlog::debug("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
+                        failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
+        }
         pending.emplace_back(k, dlq->send(build_dead_letter(msgs[failures[k].index], failures[k].info)));
       }
       std::string summary;
@@ -466,8 +571,10 @@ struct ConsumerRunner::Impl {
       std::vector<Failure> again;
       for (auto& [k, fut] : pending) {
         auto r = fut.get();
-        if (r.ok()) dead_lettered++;
-        else {
+        if (r.ok()) {
+          dead_lettered++;
+          count_all(std::span<const Message>(&msgs[failures[k].index], 1), &PartitionFigures::dead_lettered);
+        } else {
           spdlog::error("consumer {}: DLQ delivery failed: {}", opt.group_id, r.error.to_string());
           again.push_back(std::move(failures[k]));
         }
@@ -501,6 +608,8 @@ void ConsumerRunner::start() {
   auto* self = impl_.get();
   impl_->props = consumer_properties(impl_->settings, bootstrap, cp);
   impl_->rejoin_wait = impl_->opt.rejoin_after;
+  if (impl_->opt.stats_interval.count() > 0)
+    impl_->props.insert(impl_->props.begin(), {"statistics.interval.ms", std::to_string(impl_->opt.stats_interval.count())});
   impl_->rk = impl_->make_handle();
   ProducerOptions po;
   po.client_id = impl_->opt.client_id + "-dlq";
@@ -549,5 +658,15 @@ ConsumerStats ConsumerRunner::stats() const noexcept {
   return {impl_->processed.load(), impl_->dead_lettered.load(), impl_->retries.load(), impl_->batches.load(), impl_->rebalances.load(),
           impl_->client_restarts.load()};
 }
+
+std::vector<PartitionStats> ConsumerRunner::partition_stats() const {
+  std::vector<PartitionStats> out;
+  std::lock_guard lock(impl_->figures_mutex);
+  out.reserve(impl_->figures.size());
+  for (const auto& [key, f] : impl_->figures) out.push_back({key.first, key.second, f.processed, f.dead_lettered, f.retried, f.lag});
+  return out;
+}
+
+const std::string& ConsumerRunner::group_id() const noexcept { return impl_->opt.group_id; }
 
 }  // namespace taskstream::kafka
