@@ -2,8 +2,9 @@
 //
 // State model: `tasks` (id -> task) is filled from GET /tasks and then kept current by the
 // WebSocket frames of SPEC section 6. Frames carry the user's `seq`; the page remembers the
-// last one it applied and, after a reconnect, asks for what it missed with
-// {"type":"resume","last_seq":N}. When the server cannot replay (recovered:false) the page
+// last one it applied and, after a reconnect, asks for what it missed by opening
+// /ws?last_seq=N (the same as sending {"type":"resume","last_seq":N}, without the race
+// against a live frame). When the server cannot replay (recovered:false) the page
 // refetches the list. An update older than what the page shows (its `version` is not newer)
 // is ignored, so a frame that crosses a refetch cannot undo anything.
 "use strict";
@@ -225,7 +226,10 @@ function setLive(on) {
 function connect() {
   if (!state.token) return;
   state.closing = false;
-  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+  // Back after a drop: ask for exactly what was missed in the upgrade itself, so the
+  // replay comes before any live frame.
+  const resumeQuery = state.lastSeq !== null ? "?last_seq=" + state.lastSeq : "";
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + resumeQuery;
   // Browsers cannot set an Authorization header on a WebSocket: the token rides in the
   // subprotocol list, as the server expects ("bearer", <token>).
   const ws = new WebSocket(url, ["bearer", state.token]);
@@ -233,10 +237,8 @@ function connect() {
   ws.onopen = () => {
     state.retry = 500;
     setLive(true);
-    // Back after a drop: ask for exactly what was missed (or, with no frame seen yet,
-    // reload what the list shows).
-    if (state.lastSeq !== null) ws.send(JSON.stringify({ type: "resume", last_seq: state.lastSeq }));
-    else if (state.connectedBefore) refetch();
+    // With no frame seen yet, reload what the list shows (a resume went with the URL).
+    if (state.lastSeq === null && state.connectedBefore) refetch();
     state.connectedBefore = true;
   };
   ws.onmessage = (e) => {

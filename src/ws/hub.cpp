@@ -1,5 +1,6 @@
 #include "ws/hub.hpp"
 
+#include <charconv>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -72,8 +73,12 @@ bool origin_allowed(std::string_view origin, std::string_view host, const std::v
 
 class Session final : public std::enable_shared_from_this<Session> {
  public:
-  Session(Hub& hub, beast::tcp_stream&& stream, std::string user_id, std::chrono::system_clock::time_point expires)
-      : hub_(hub), ws_(std::move(stream)), user_id_(std::move(user_id)), expires_(expires), expiry_(ws_.get_executor()) {}
+  /// `resume_from`: the client's last seq from `/ws?last_seq=N`, resumed before any frame
+  /// goes out (a resume message sent after the handshake can race a live frame).
+  Session(Hub& hub, beast::tcp_stream&& stream, std::string user_id, std::chrono::system_clock::time_point expires,
+          std::optional<std::int64_t> resume_from)
+      : hub_(hub), ws_(std::move(stream)), user_id_(std::move(user_id)), expires_(expires), expiry_(ws_.get_executor()),
+        pending_resume_(resume_from) {}
 
   ~Session() {
     if (registered_) hub_.sockets--;
@@ -250,6 +255,13 @@ class Session final : public std::enable_shared_from_this<Session> {
   void fetch_current() {
     with_replay(0, false, [](Session& s, Replay& r) {
       s.last_seq_ = r.current;
+      // A resume that came with the upgrade or during this read goes first: no live frame
+      // is sent before it, so none can arrive twice or ahead of the replay.
+      if (s.pending_resume_) {
+        const auto n = *s.pending_resume_;
+        s.pending_resume_.reset();
+        return s.resume(n);
+      }
       s.release_held();
     });
   }
@@ -451,7 +463,19 @@ bool Hub::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::reque
     refuse(stream, req, 429, "too many WebSocket connections for this user (" + std::to_string(settings_.ws_max_sockets_per_user) + ")");
     return true;
   }
-  auto session = std::make_shared<Session>(*this, std::move(stream), claims.subject, claims.expires);
+  std::optional<std::int64_t> resume_from;
+  if (auto q = req.query_param("last_seq")) {
+    std::int64_t n = -1;
+    auto [end, ec] = std::from_chars(q->data(), q->data() + q->size(), n);
+    if (ec != std::errc{} || end != q->data() + q->size() || n < 0) {
+      unreserve(claims.subject);
+      refused++;
+      refuse(stream, req, 400, "last_seq must be an integer >= 0");
+      return true;
+    }
+    resume_from = n;
+  }
+  auto session = std::make_shared<Session>(*this, std::move(stream), claims.subject, claims.expires, resume_from);
   session->run(std::move(raw), subprotocol);
   return true;
 }

@@ -77,7 +77,7 @@ async function timed(what, fn) {
       desk.locator("#tasks li", { hasText: edited }).waitFor({ state: "detached", timeout: LIVE_MS }));
 
     // Resume: the desktop loses its socket (and does not reconnect yet); a task is added
-    // meanwhile; on reconnect the page sends resume with its last_seq and shows the task
+    // meanwhile; on reconnect the page asks for /ws?last_seq=N and shows the task
     // without fetching the list again.
     let listFetches = 0;
     desk.on("request", (r) => {
@@ -93,12 +93,18 @@ async function timed(what, fn) {
     await phone.fill("#new-title", missed);
     await phone.click("#add");
     await phone.locator("#tasks li", { hasText: missed }).waitFor({ timeout: 5000 });
-    const sent = [];
-    desk.on("websocket", (ws) => ws.on("framesent", (f) => sent.push(String(f.payload))));
+    const urls = [];
+    const received = [];
+    desk.on("websocket", (ws) => {
+      urls.push(ws.url());
+      ws.on("framereceived", (f) => received.push(String(f.payload)));
+    });
     await desk.evaluate(() => connect());
     await desk.locator("#tasks li", { hasText: missed }).waitFor({ timeout: 5000 });
-    check(sent.some((f) => f.includes('"type":"resume"') && f.includes(`"last_seq":${seqBefore}`)),
-      `reconnected page sent resume with last_seq ${seqBefore}`);
+    check(urls.some((u) => new URL(u).searchParams.get("last_seq") === String(seqBefore)),
+      `reconnected page asked to resume after last_seq ${seqBefore}: ${urls.join(", ")}`);
+    check(received.some((f) => f.includes('"type":"resumed"') && f.includes('"recovered":true')),
+      "the server answered resumed, recovered:true");
     check(listFetches === 0, "the missed task came by resume, not by reloading the list");
     check((await desk.evaluate(() => state.lastSeq)) === seqBefore + 1, "last_seq advanced by exactly the missed change");
     check(errors.length === 0, "no script errors" + (errors.length ? ": " + errors.join("; ") : ""));

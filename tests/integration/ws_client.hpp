@@ -42,7 +42,8 @@ inline int upgrade_status(const ServeProcess& s, std::map<std::string, std::stri
 class WsClient final {
  public:
   /// Connects and upgrades; `status` is 101 on success, else the refusal's HTTP status.
-  WsClient(std::uint16_t port, const std::map<std::string, std::string>& headers, std::vector<std::string> subprotocols = {})
+  WsClient(std::uint16_t port, const std::map<std::string, std::string>& headers, std::vector<std::string> subprotocols = {},
+           const std::string& target = "/ws")
       : ws_(io_) {
     namespace beast = boost::beast;
     auto& sock = beast::get_lowest_layer(ws_);
@@ -57,7 +58,7 @@ class WsClient final {
     }));
     beast::websocket::response_type res;
     beast::error_code ec;
-    ws_.handshake(res, "127.0.0.1:" + std::to_string(port), "/ws", ec);
+    ws_.handshake(res, "127.0.0.1:" + std::to_string(port), target, ec);
     status_ = static_cast<int>(res.result_int());
     if (res.count(beast::http::field::sec_websocket_protocol))
       subprotocol_ = std::string(res[beast::http::field::sec_websocket_protocol]);

@@ -462,3 +462,216 @@ TEST_F(ThreeBrokers, LeaderKilledFiveTimesDuringLoad) {
   EXPECT_EQ(v.audit_rows, v.acked);
   EXPECT_EQ(serve.stop(), 0);
 }
+
+namespace {
+
+/// A user's WebSocket client that keeps the seq stream whole across instances: when its
+/// instance goes away it connects to the next one with /ws?last_seq=N and counts what the
+/// resume says. Figures are read after stop().
+class LiveClient final {
+ public:
+  LiveClient(std::vector<std::uint16_t> ports, std::size_t first, std::string token)
+      : ports_(std::move(ports)), index_(first), token_(std::move(token)) {}
+  ~LiveClient() { stop(); }
+  /// Connects (the first connection is made before this returns) and starts reading.
+  bool start() {
+    if (!connect()) return false;
+    thread_ = std::thread([this] { run(); });
+    return true;
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::int64_t last() const { return last_.load(); }
+
+  std::size_t frames = 0, gaps = 0, duplicates = 0, notifications = 0, reconnects = 0, recovered = 0, not_recovered = 0;
+
+ private:
+  bool connect() {
+    const std::string target = connected_once_ ? "/ws?last_seq=" + std::to_string(last_.load()) : "/ws";
+    try {
+      ws_ = std::make_unique<itest::WsClient>(ports_[index_ % ports_.size()], itest::bearer(token_), std::vector<std::string>{}, target);
+    } catch (const std::exception&) {
+      ws_.reset();
+      return false;
+    }
+    if (ws_->status() != 101) {
+      ws_.reset();
+      return false;
+    }
+    if (connected_once_) ++reconnects;
+    connected_once_ = true;
+    return true;
+  }
+  void run() {
+    while (!stop_) {
+      if (!ws_) {
+        ++index_;  // the instance went away: the next one
+        if (!connect()) {
+          std::this_thread::sleep_for(200ms);
+          continue;
+        }
+      }
+      auto f = ws_->next(200ms);
+      if (!f) {
+        if (ws_->closed()) ws_.reset();
+        continue;
+      }
+      const auto type = f->value("type", "");
+      if (type == "resumed") {
+        (*f)["recovered"] == true ? ++recovered : ++not_recovered;
+      } else if (type == "notification") {
+        ++notifications;
+      } else if (f->contains("seq")) {
+        const auto seq = (*f)["seq"].get<std::int64_t>();
+        const auto last = last_.load();
+        if (seq <= last) ++duplicates;
+        else {
+          gaps += static_cast<std::size_t>(seq - last - 1);
+          last_ = seq;
+          ++frames;
+        }
+      }
+    }
+    ws_.reset();
+  }
+
+  std::vector<std::uint16_t> ports_;
+  std::size_t index_;
+  std::string token_;
+  std::unique_ptr<itest::WsClient> ws_;
+  bool connected_once_ = false;
+  std::atomic<std::int64_t> last_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+// Scale-out on one machine (the operations guide's deployment): a 3-broker cluster,
+// PostgreSQL, two `serve` instances (no consumers: the relay runs on one at a time, each
+// has its WebSocket hub) and two `worker` instances (audit + notification). Load goes
+// through both APIs, notification requests arrive from outside, WebSocket clients sit on
+// both instances. One worker is SIGKILLed (its partitions move to the other), then one
+// serve (its API load and its clients move to the other; the clients resume from their
+// last seq). Nothing is lost or duplicated anywhere.
+TEST_F(ThreeBrokers, ScaleOutTwoServeTwoWorkersSurviveLosingOneOfEach) {
+  const auto db = itest::fresh_postgres_schema_url("scale");
+  std::map<std::string, std::string> env{{"DATABASE_URL", db},
+                                         {"KAFKA_BOOTSTRAP_SERVERS", bootstrap_},
+                                         {"KAFKA_REPLICATION_FACTOR", "3"},
+                                         {"KAFKA_TOPIC_PARTITIONS", "6"}};
+  itest::ServeProcess a(env, {"serve", "--consumers", "none"});
+  auto shared = shared_env(a);
+  auto b_env = shared;
+  b_env["HTTP_PORT"] = std::to_string(itest::free_port());
+  itest::ServeProcess b(b_env, {"serve", "--consumers", "none"});
+  std::vector<std::unique_ptr<itest::ServeProcess>> workers;
+  for (int i = 0; i < 2; ++i) {
+    auto w = shared;
+    const auto port = std::to_string(itest::free_port());
+    w["HTTP_PORT"] = port;
+    workers.push_back(std::make_unique<itest::ServeProcess>(w, std::vector<std::string>{"worker", "--consumers", "audit,notification", "--port", port}));
+  }
+  for (auto* s : {&a, &b}) ASSERT_TRUE(itest::wait_until([&] { return s->call("GET", "/readyz").status == 200; }, 90s)) << s->log();
+  const std::vector<std::uint16_t> ports{a.port(), b.port()};
+
+  auto users = make_users(a, 8);
+  std::vector<std::unique_ptr<LiveClient>> clients;
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    clients.push_back(std::make_unique<LiveClient>(ports, i, users[i].token));  // even users on A, odd on B
+    ASSERT_TRUE(clients.back()->start());
+  }
+
+  // Notification requests from outside, during the whole run.
+  const auto kafka = kafka_at(bootstrap_);
+  std::atomic<bool> requests_stop{false};
+  std::atomic<std::size_t> requests_sent{0};
+  std::thread requester([&] {
+    kafka::Producer producer(kafka);
+    for (std::size_t i = 0; !requests_stop; ++i) {
+      events::NotificationRequest r;
+      r.event_id = events::new_event_id();
+      r.user_id = users[i % users.size()].id;
+      r.type = "scale_out_check";
+      r.title = "check " + std::to_string(i);
+      r.message = "one of many";
+      if (producer.send({a.topic("notification.request"), r.user_id, events::serialize(r), kafka::event_headers(r.event_id, r.type), std::nullopt}).get().ok())
+        requests_sent++;
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+
+  Load load(ports, users, full_size() ? 200 : 60, 1'000'000);
+  std::this_thread::sleep_for(full_size() ? 20s : 8s);
+  workers[0]->kill_hard();
+  std::this_thread::sleep_for(full_size() ? 20s : 8s);
+  a.kill_hard();
+  std::this_thread::sleep_for(full_size() ? 30s : 12s);
+  const auto faults_over = Clock::now();
+  load.stop();
+  requests_stop = true;
+  requester.join();
+
+  // Task events: verify() reads the shared database and topics (a's names) and waits for
+  // the outbox (now drained by b's relay) and the audit trail (the surviving worker).
+  auto v = verify(a, load, faults_over, kafka);
+  std::int64_t lag = -1;
+  EXPECT_TRUE(itest::wait_until(
+      [&] {
+        lag = 0;
+        for (const auto& group : {shared.at("KAFKA_CONSUMER_GROUP_AUDIT"), shared.at("KAFKA_CONSUMER_GROUP_NOTIFICATION")})
+          for (const auto& topic : {a.topic("task-events"), a.topic("notification.request")})
+            for (const auto& [p, l] : kafka::Admin(kafka).consumer_lag(group, topic)) lag += l;
+        return lag == 0;
+      },
+      120s))
+      << "lag " << lag;
+
+  // Notifications: one row per request.
+  auto store = storage::open_store(config::Settings::load({{"DATABASE_URL", db}}).database);
+  std::size_t notification_rows = 0, notification_dups = 0;
+  EXPECT_TRUE(itest::wait_until([&] {
+    notification_rows = notification_dups = 0;
+    for (const auto& u : users) {
+      std::set<std::string> ids;
+      for (const auto& n : store->list_notifications(u.id, false, 200)) {
+        ++notification_rows;
+        if (!ids.insert(n.event_id).second) ++notification_dups;
+      }
+    }
+    return notification_rows >= requests_sent.load();
+  }, 120s)) << notification_rows << " of " << requests_sent.load();
+
+  // WebSocket: every client ends at its user's last seq, every frame once, in order.
+  EXPECT_TRUE(itest::wait_until([&] {
+    for (std::size_t i = 0; i < users.size(); ++i)
+      if (clients[i]->last() != store->user_last_seq(users[i].id)) return false;
+    return true;
+  }, 60s));
+  std::size_t frames = 0, gaps = 0, frame_dups = 0, reconnects = 0, recovered = 0, not_recovered = 0, pushed_notifications = 0;
+  for (auto& c : clients) {
+    c->stop();
+    frames += c->frames, gaps += c->gaps, frame_dups += c->duplicates, reconnects += c->reconnects;
+    recovered += c->recovered, not_recovered += c->not_recovered, pushed_notifications += c->notifications;
+  }
+  char extra[400];
+  std::snprintf(extra, sizeof extra,
+                "notification requests %zu, rows %zu (duplicated %zu); WebSocket frames %zu (lost %zu, duplicated %zu), "
+                "notification frames %zu, reconnects %zu (resumed recovered %zu, not recovered %zu); consumer lag at the end %lld",
+                requests_sent.load(), notification_rows, notification_dups, frames, gaps, frame_dups, pushed_notifications, reconnects,
+                recovered, not_recovered, static_cast<long long>(lag));
+  print("scale-out: 3 brokers, 2 serve + 2 workers, one of each SIGKILLed", v, extra);
+  EXPECT_TRUE(v.clean());
+  EXPECT_EQ(v.audit_rows, v.events);
+  EXPECT_EQ(notification_rows, requests_sent.load());
+  EXPECT_EQ(notification_dups, 0u);
+  EXPECT_EQ(gaps, 0u);
+  EXPECT_EQ(frame_dups, 0u);
+  EXPECT_GE(reconnects, users.size() / 2) << "the clients on the killed instance moved";
+  EXPECT_EQ(recovered, reconnects);
+  EXPECT_EQ(not_recovered, 0u);
+  EXPECT_EQ(workers[1]->stop(), 0) << workers[1]->log();
+  EXPECT_EQ(b.stop(), 0) << b.log();
+}
