@@ -621,9 +621,10 @@ TEST_F(ThreeBrokers, ScaleOutTwoServeTwoWorkersSurviveLosingOneOfEach) {
   EXPECT_TRUE(itest::wait_until(
       [&] {
         lag = 0;
-        for (const auto& group : {shared.at("KAFKA_CONSUMER_GROUP_AUDIT"), shared.at("KAFKA_CONSUMER_GROUP_NOTIFICATION")})
-          for (const auto& topic : {a.topic("task-events"), a.topic("notification.request")})
-            for (const auto& [p, l] : kafka::Admin(kafka).consumer_lag(group, topic)) lag += l;
+        const std::pair<std::string, std::string> consumed[] = {{shared.at("KAFKA_CONSUMER_GROUP_AUDIT"), a.topic("task-events")},
+                                                                {shared.at("KAFKA_CONSUMER_GROUP_NOTIFICATION"), a.topic("notification.request")}};
+        for (const auto& [group, topic] : consumed)
+          for (const auto& [p, l] : kafka::Admin(kafka).consumer_lag(group, topic)) lag += l;
         return lag == 0;
       },
       120s))
