@@ -24,14 +24,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("taskstream 0.1.0"));
 
-  auto* serve_cmd = app.add_subcommand("serve", "HTTP API, outbox relay and (later) the consumers in one process");
+  auto* serve_cmd = app.add_subcommand("serve", "HTTP API, WebSocket hub, web page, outbox relay, reminders and (by default) every consumer in one process");
   app::ServeOptions serve_options;
   serve_cmd->add_flag("--dev", serve_options.dev, "Generate a JWT secret when JWT_SECRET is not set");
-  serve_cmd->add_option("--consumers", serve_options.consumers, "Consumers to run in this process: all, none, or a comma list (audit)")
+  serve_cmd->add_option("--consumers", serve_options.consumers, "Consumers to run in this process: all, none, or a comma list of audit, notification")
       ->capture_default_str();
   auto* worker_cmd = app.add_subcommand("worker", "Consumers only, with /healthz, /readyz and /metrics on their own port");
   app::WorkerOptions worker_options;
-  worker_cmd->add_option("--consumers", worker_options.consumers, "all, or a comma list (audit)")->capture_default_str();
+  worker_cmd->add_option("--consumers", worker_options.consumers, "all, or a comma list of audit, notification")->capture_default_str();
   worker_cmd->add_option("--port", worker_options.port, "Port of /healthz, /readyz, /metrics")->capture_default_str();
   auto* migrate_cmd = app.add_subcommand("migrate", "Apply the database migrations");
 
