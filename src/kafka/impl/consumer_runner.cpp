@@ -142,24 +142,30 @@ struct ConsumerRunner::Impl {
         if (lag >= 0) lags[{topic, partition}] = lag;
       }
     }
-    std::lock_guard lock(figures_mutex);
-    for (auto& [key, f] : figures) f.lag.reset();
-    for (auto& [key, lag] : lags) figures[key].lag = lag;
+    set_lags(lags);
   }
 
-  void forget_lags() {
+  /// Replaces every partition's lag: those not in `lags` are no longer assigned here.
+  void set_lags(const std::map<std::pair<std::string, std::int32_t>, std::int64_t>& lags) {
     std::lock_guard lock(figures_mutex);
     for (auto& [key, f] : figures) f.lag.reset();
+    for (const auto& [key, lag] : lags) figures[key].lag = lag;
+  }
+
+  /// The log fields of a consumed message: its event id and trace.
+  static util::LogScope message_scope(const Message& m) {
+    return util::LogScope({.event_id = m.header("event_id").value_or(""), .traceparent = m.header("traceparent").value_or("")});
   }
 
   /// At debug level, one line per handled message with its event id and traceparent, so a
   /// request's trace can be followed into the consumers.
-  void log_handled(std::span<const Message> msgs, const std::vector<bool>& failed) {
+  template <typename Pick>
+  void log_handled(std::span<const Message> msgs, Pick pick) {
     if (!spdlog::should_log(spdlog::level::debug)) return;
     for (std::size_t i = 0; i < msgs.size(); ++i) {
-      if (!failed.empty() && failed[i]) continue;
+      if (!pick(i)) continue;
       const auto& m = msgs[i];
-      util::LogScope scope({.event_id = m.header("event_id").value_or(""), .traceparent = m.header("traceparent").value_or("")});
+      const auto scope = message_scope(m);
       spdlog::debug("consumer {}: handled {} {}[{}]@{}", opt.group_id, m.header("event_type").value_or("message"), m.topic(),
                     m.partition(), m.offset());
     }
@@ -387,7 +393,7 @@ struct ConsumerRunner::Impl {
     if (auto e = rd_kafka_commit(handle, nullptr, 0); e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
       spdlog::warn("consumer {}: commit on revoke: {}", opt.group_id, rd_kafka_err2str(e));
     rd_kafka_assign(handle, nullptr);
-    forget_lags();
+    set_lags({});
     assigned = 0;
     in_group = false;
     out_of_group_since = Clock::now();
@@ -456,8 +462,9 @@ struct ConsumerRunner::Impl {
           failed.assign(msgs.size(), false);
           for (const auto& f : failures) failed[f.index] = true;
         }
-        count(all, &PartitionFigures::processed, [&](std::size_t i) { return failed.empty() || !failed[i]; });
-        log_handled(all, failed);
+        const auto handled = [&](std::size_t i) { return failed.empty() || !failed[i]; };
+        count(all, &PartitionFigures::processed, handled);
+        log_handled(all, handled);
         return true;
       } catch (const NonRetriableError& e) {
         last_error = e.what();
@@ -523,10 +530,9 @@ struct ConsumerRunner::Impl {
     if (!deliver(msgs, failures)) return false;
     processed += handled;
     std::span<const Message> all(msgs.data(), msgs.size());
-    count(all, &PartitionFigures::processed, [&](std::size_t i) { return handled_flags[i]; });
-    std::vector<bool> failed(msgs.size());
-    for (std::size_t i = 0; i < msgs.size(); ++i) failed[i] = !handled_flags[i];
-    log_handled(all, failed);
+    const auto was_handled = [&](std::size_t i) { return static_cast<bool>(handled_flags[i]); };
+    count(all, &PartitionFigures::processed, was_handled);
+    log_handled(all, was_handled);
     return true;
   }
 
@@ -557,8 +563,7 @@ struct ConsumerRunner::Impl {
       for (std::size_t k = 0; k < failures.size(); ++k) {
         reasons[failures[k].info.reason]++;
         if (spdlog::should_log(spdlog::level::debug)) {
-          const auto& m = msgs[failures[k].index];
-          util::LogScope scope({.event_id = m.header("event_id").value_or(""), .traceparent = m.header("traceparent").value_or("")});
+          const auto scope = message_scope(msgs[failures[k].index]);
           spdlog::debug("consumer {}: dead-lettering {}[{}]@{}: {} ({})", opt.group_id, failures[k].info.source_topic,
                         failures[k].info.source_partition, failures[k].info.source_offset, failures[k].info.reason, failures[k].info.detail);
         }
