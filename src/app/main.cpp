@@ -4,7 +4,10 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+
+#include <spdlog/spdlog.h>
 
 #include "app/serve.hpp"
 #include "cli/commands.hpp"
@@ -88,6 +91,9 @@ int main(int argc, char** argv) {
     std::cerr << "taskstream: KAFKA_ENABLED=false; set it to true to use Kafka commands\n";
     return 2;
   }
+  // The one-shot Kafka commands end with one error line naming what to fix; the client's
+  // own warnings on the way there (each failed connect) are for LOG_LEVEL=warn or lower.
+  if (!std::getenv("LOG_LEVEL")) spdlog::set_level(spdlog::level::critical);
   if (*ensure) return cli::topics_ensure(settings);
   if (*list) return cli::topics_list(settings);
   if (*describe) return cli::topics_describe(settings, describe_topic);

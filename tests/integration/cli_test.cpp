@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -86,13 +87,24 @@ TEST(Cli, TailPrintsOneJsonObjectPerMessage) {
 
 TEST(Cli, ClearErrorsForAMissingTopicAnUnreachableBrokerAndABadSetting) {
   itest::kafka_settings();
-  auto missing = run(bootstrap_env(), "tail no-such-topic-" + itest::unique_name("x") + " --idle-timeout-ms 1000");
-  EXPECT_EQ(missing.exit_code, 1) << missing.out;
-  EXPECT_NE(missing.out.find("topics ensure"), std::string::npos) << missing.out;
+  // A topic that does not exist: each command that reads one names it and says how to create it.
+  const auto absent = "no-such-topic-" + itest::unique_name("x");
+  for (const auto& args : {"tail " + absent + " --idle-timeout-ms 1000", "topics describe " + absent, "dlq list " + absent,
+                           "dlq redrive " + absent, "dlq redrive " + absent + " --dry-run"}) {
+    auto missing = run(bootstrap_env(), args);
+    EXPECT_EQ(missing.exit_code, 1) << args << ": " << missing.out;
+    EXPECT_NE(missing.out.find(absent), std::string::npos) << args << ": " << missing.out;
+    EXPECT_NE(missing.out.find("topics ensure"), std::string::npos) << args << ": " << missing.out;
+  }
 
-  auto down = run("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1 LOG_LEVEL=off", "topics list");
-  EXPECT_EQ(down.exit_code, 1) << down.out;
-  EXPECT_NE(down.out.find("KAFKA_BOOTSTRAP_SERVERS"), std::string::npos) << down.out;
+  // No broker at the address: the Kafka commands fail with exit 1 after 10 s and name the
+  // setting (one of each path: metadata, a consumer, redrive's producer and consumer).
+  for (const std::string args : {"topics list", "tail task-events --idle-timeout-ms 1000", "dlq redrive task-events"}) {
+    auto down = run("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1", args);
+    EXPECT_EQ(down.exit_code, 1) << args << ": " << down.out;
+    EXPECT_NE(down.out.find("KAFKA_BOOTSTRAP_SERVERS"), std::string::npos) << args << ": " << down.out;
+    EXPECT_EQ(std::count(down.out.begin(), down.out.end(), '\n'), 1) << "one line, not the client's retries: " << down.out;
+  }
 
   auto bad = run("HTTP_PORT=eighty", "config");
   EXPECT_EQ(bad.exit_code, 2);
