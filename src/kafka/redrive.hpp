@@ -17,6 +17,10 @@
 
 namespace taskstream::kafka {
 
+/// The header redrive adds to each message it sends back: `<topic>.dlq@partition:offset`.
+/// A consumer may treat a redriven message as an operator's request to try again.
+inline constexpr const char* kRedrivenFromHeader = "dlq.redriven_from";
+
 /// `key=value` on a header (`reason=bad_json`, `error_class=...`, or any header name) or on
 /// the message key (`key=user-1`); empty matches everything. Throws std::invalid_argument.
 class DeadLetterFilter final {

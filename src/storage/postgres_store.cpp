@@ -975,6 +975,18 @@ void PostgresStore::retry_email_later(const std::string& notification_id, std::i
   });
 }
 
+bool PostgresStore::rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        "UPDATE notification_channels SET status = 'pending', attempts = 0, next_attempt_ms = 0, "
+        "first_failure = NULL, detail = $2, updated_at = $3 "
+        "WHERE channel = 'email' AND status = 'failed' "
+        "AND notification_id = (SELECT id FROM notifications WHERE event_id = $1) RETURNING 1",
+        {event_id, detail, now});
+    return r.rows() > 0;
+  });
+}
+
 std::vector<Notification> PostgresStore::list_notifications(const std::string& user_id, bool unread_only, int limit) {
   limit = impl::clamp_notification_limit(limit);
   return impl_->read([&](Connection& conn) {

@@ -1066,6 +1066,18 @@ void SqliteStore::retry_email_later(const std::string& notification_id, std::int
   });
 }
 
+bool SqliteStore::rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "UPDATE notification_channels SET status = 'pending', attempts = 0, next_attempt_ms = 0, "
+                "first_failure = NULL, detail = ?2, updated_at = ?3 "
+                "WHERE channel = 'email' AND status = 'failed' "
+                "AND notification_id = (SELECT id FROM notifications WHERE event_id = ?1)");
+    s.bind(1, event_id).bind(2, detail).bind(3, now).run();
+    return sqlite3_changes(conn.handle()) > 0;
+  });
+}
+
 std::vector<Notification> SqliteStore::list_notifications(const std::string& user_id, bool unread_only, int limit) {
   limit = impl::clamp_notification_limit(limit);
   return impl_->read([&](Connection& conn) {

@@ -68,6 +68,7 @@ class SqliteStore final : public Store {
                           const std::string& detail, const std::string& now) override;
   std::optional<Notification> get_notification(const std::string& notification_id) override;
   std::vector<EmailClaim> claim_due_emails(std::int64_t now_ms, std::int64_t lease_ms, int limit) override;
+  bool rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) override;
   void retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms, const std::string& detail,
                          const std::string& now) override;
   std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) override;

@@ -252,6 +252,12 @@ class Store {
   /// the channel's detail; first_failure is set to `now` if it was unset.
   virtual void retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms,
                                  const std::string& detail, const std::string& now) = 0;
+  /// An operator sent a dead-lettered request back (`taskstream dlq redrive`): the `email`
+  /// channel of the notification made for `event_id`, when it is `failed`, becomes `pending`
+  /// again with its attempts at 0 and due at once, `detail` saying why. Returns true when
+  /// it did; an email that was sent, skipped or is still pending is left alone, so a
+  /// redrive never sends an email a second time.
+  virtual bool rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) = 0;
   /// The user's notifications, newest first (created_at desc, id desc), at most `limit`
   /// (clamped to 1..200), unread ones only when asked.
   virtual std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) = 0;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kafka/redrive.hpp"
 #include "workers/event_batch.hpp"
 
 namespace taskstream::workers {
@@ -48,6 +49,17 @@ kafka::BatchHandler notification_handler(const config::Settings& settings, stora
       auto [n, created] = store.create_notification(group, row);
       const auto* email = storage::find_channel(n, "email");
       if (created && email && email->status == "pending") emails = true;
+      // A copy of a request already handled changes nothing, except one an operator sent
+      // back from the DLQ (`taskstream dlq redrive`): its failed email gets a new round of
+      // attempts. A sent email stays sent.
+      if (!created && email && email->status == "failed" && settings.email_notifications_enabled) {
+        if (auto from = m.header(kafka::kRedrivenFromHeader)) {
+          if (store.rearm_failed_email(n.event_id, "redriven from " + std::string(*from), events::now_rfc3339())) {
+            spdlog::info("notification {}: email re-armed by a redrive from {}", n.id, *from);
+            emails = true;
+          }
+        }
+      }
     });
     if (emails && dispatcher) dispatcher->wake();
   };

@@ -9,6 +9,7 @@
 
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
+#include "kafka/redrive.hpp"
 #include "kafka/tail.hpp"
 #include "serve_process.hpp"
 #include "smtp_env.hpp"
@@ -199,5 +200,53 @@ TEST(Notifications, EmailOutOfAttemptsIsDeadLetteredAndTheRowSaysFailed) {
   EXPECT_FALSE(headers[0]["dlq.first_failure"].empty());
   EXPECT_EQ(json::parse(payload)["event_id"], request["event_id"]);
   EXPECT_EQ(json::parse(payload)["title"], subject);
+  EXPECT_EQ(serve.stop(), 0);
+}
+
+// An operator fixes the mail server and sends the dead-lettered request back
+// (`taskstream dlq redrive`): the failed email goes out, once; sending the same request back
+// again, or a copy that is not a redrive, sends nothing more.
+TEST(Notifications, RedrivenFailedEmailIsSentOnceTheServerIsBack) {
+  const auto smtp_port = itest::free_port();  // nothing listens there yet: connection refused
+  auto serve = itest::ServeProcess(std::map<std::string, std::string>{
+      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", std::to_string(smtp_port)}, {"SMTP_FROM", "tasks@taskstream.test"},
+      {"EMAIL_RETRY_INITIAL_MS", "100"}, {"EMAIL_RETRY_MAX_MS", "200"}, {"EMAIL_MAX_ATTEMPTS", "2"}});
+  auto [user, token] = serve.new_user("redrive");
+  const std::string subject = "Sent after a redrive " + itest::unique_name("s");
+  const auto request = email_request(user, subject, "redriven@example.com");
+  const auto topic = serve.topic("notification.request");
+  const auto s = itest::kafka_settings();
+  kafka::Producer producer(s);
+  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  auto email_status = [&] {
+    const auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
+    return items.size() == 1 ? channel_of(items[0], "email") : json();
+  };
+  ASSERT_TRUE(itest::wait_until([&] { return email_status()["status"] == "failed"; }, 30s)) << email_status().dump() << serve.log();
+
+  itest::PrivateSmtpServer smtp(smtp_port, (std::filesystem::temp_directory_path() / itest::unique_name("mail")).string());
+  kafka::DeadLetterFilter all("");
+  kafka::RedriveResult r;
+  ASSERT_TRUE(itest::wait_until([&] {  // the email_failed dead letter may still be on its way
+    r = kafka::redrive(s, topic, all, /*dry_run=*/false, {}, 2s);
+    return r.sent > 0;
+  }, 30s));
+  EXPECT_EQ(r.sent, 1u);
+  json email;
+  ASSERT_TRUE(itest::wait_until([&] { return (email = email_status())["status"] == "sent"; }, 30s)) << email.dump() << serve.log();
+  EXPECT_EQ(mails_with(subject, smtp.mail_dir()).size(), 1u);
+
+  // A plain copy of the request, and the same dead letter sent back once more by hand (a
+  // redrive remembers how far it got, so only a hand-made copy can do that): both change nothing.
+  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  ASSERT_TRUE(producer.send({topic, user, request.dump(), {{std::string(kafka::kRedrivenFromHeader), topic + ".dlq@0:0"}}, std::nullopt})
+                  .get()
+                  .ok());
+  EXPECT_EQ(kafka::redrive(s, topic, all, false, {}, 2s).sent, 0u) << "nothing new in the DLQ";
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(email_status()["status"], "sent");
+  const auto mails = mails_with(subject, smtp.mail_dir());
+  ASSERT_EQ(mails.size(), 1u);
+  EXPECT_NE(mails[0].find("To: redriven@example.com"), std::string::npos) << mails[0];
   EXPECT_EQ(serve.stop(), 0);
 }

@@ -1025,6 +1025,36 @@ TEST_P(StoreTest, EmailQueueLeasesEachDueEmailUntilItIsSentOrItsLeaseEnds) {
   EXPECT_EQ(store_->get_notification(n.id)->channels[1].status, "sent") << "a late retry does not reopen it";
 }
 
+TEST_P(StoreTest, RearmFailedEmailReopensOnlyAFailedEmailWithFreshAttempts) {
+  const auto alice = add_user("alice@example.com");
+  auto n = new_notification(alice.id, ts(1), {"in_app", "email"});
+  n.channels[0].status = "sent";
+  ASSERT_TRUE(store_->create_notification("notify", n).second);
+  EXPECT_FALSE(store_->rearm_failed_email(n.event_id, "redriven", ts(2))) << "pending: nothing to re-arm";
+
+  ASSERT_EQ(store_->claim_due_emails(1000, 500, 10).size(), 1u);
+  store_->retry_email_later(n.id, 2000, "attempt 1 failed", ts(2));
+  ASSERT_EQ(store_->claim_due_emails(2000, 500, 10).at(0).attempts, 2);
+  store_->set_channel_status(n.id, "email", "failed", "retries exhausted", ts(3));
+  EXPECT_TRUE(store_->claim_due_emails(1'000'000, 500, 10).empty());
+
+  EXPECT_FALSE(store_->rearm_failed_email("no-such-event", "redriven", ts(4)));
+  EXPECT_TRUE(store_->rearm_failed_email(n.event_id, "redriven from x.dlq@0:7", ts(4)));
+  auto stored = store_->get_notification(n.id);
+  EXPECT_EQ(stored->channels[0].status, "sent") << "other channels untouched";
+  EXPECT_EQ(stored->channels[1].status, "pending");
+  EXPECT_EQ(stored->channels[1].detail, "redriven from x.dlq@0:7");
+  EXPECT_EQ(stored->channels[1].updated_at, ts(4));
+  auto claims = store_->claim_due_emails(3000, 500, 10);
+  ASSERT_EQ(claims.size(), 1u) << "due at once";
+  EXPECT_EQ(claims[0].attempts, 1) << "a fresh round of attempts";
+  EXPECT_FALSE(claims[0].first_failure.has_value());
+
+  store_->set_channel_status(n.id, "email", "sent", "", ts(5));
+  EXPECT_FALSE(store_->rearm_failed_email(n.event_id, "redriven again", ts(6))) << "a sent email is never re-armed";
+  EXPECT_EQ(store_->get_notification(n.id)->channels[1].status, "sent");
+}
+
 TEST_P(StoreTest, EmailQueueClaimsFromManyThreadsNeverOverlap) {
   const auto alice = add_user("alice@example.com");
   constexpr int kEmails = 40;

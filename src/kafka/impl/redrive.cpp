@@ -91,7 +91,7 @@ RedriveResult redrive(const config::Settings& settings, const std::string& topic
         out.payload = std::string(m.payload());
         for (const auto& [k, v] : m.headers())
           if (k.substr(0, 4) != "dlq.") out.headers.push_back({std::string(k), std::string(v)});
-        out.headers.push_back({"dlq.redriven_from", dlq + "@" + std::to_string(m.partition()) + ":" + std::to_string(m.offset())});
+        out.headers.push_back({kRedrivenFromHeader, dlq + "@" + std::to_string(m.partition()) + ":" + std::to_string(m.offset())});
         pending.push_back(producer->send(std::move(out)));
         ++r.sent;
       }
