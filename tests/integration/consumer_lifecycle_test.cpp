@@ -169,6 +169,47 @@ TEST(ConsumerLifecycle, EmbeddedMemberOutOfTheGroupTooLongReplacesItsClientAndMi
   for (const auto& [v, n] : count) EXPECT_EQ(n, 2u) << v << ": lost or handled again after the new client joined";
 }
 
+// stop() with the group coordinator gone (embedded cluster, its only broker down): the close
+// cannot commit or leave the group, and rd_kafka_consumer_close would wait for it without a
+// limit. stop() gives up on the close within the stop deadline; what was handled but not
+// committed is read again by the next member once the broker is back (nothing is lost).
+TEST(ConsumerLifecycle, EmbeddedStopWithTheCoordinatorGoneEndsWithinTheStopDeadline) {
+  auto s = config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", "embedded"}, {"LOG_LEVEL", "warn"}});
+  const auto topic = itest::unique_name("close");
+  itest::create_topic_with_dlq(s, topic, 2);
+  produce_numbered(s, topic, 20, 5);
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("close-group");
+  o.topics = {topic};
+  o.stop_deadline = 15s;
+  Tally first;
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { first.add(batch); });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return first.size() >= 20; }));
+  std::this_thread::sleep_for(2s);   // the periodic commit of those 20
+  produce_numbered(s, topic, 10, 5);  // "0".."9" again, handled below but never committed
+  ASSERT_TRUE(itest::wait_until([&] { return first.size() >= 30; }));
+
+  kafka::embedded::set_broker_down(1, true);
+  const auto t0 = std::chrono::steady_clock::now();
+  runner.stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, o.stop_deadline) << "stop() is bounded by the stop deadline";
+  kafka::embedded::set_broker_down(1, false);
+
+  Tally next;
+  kafka::ConsumerRunner again(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { next.add(batch); });
+  again.start();
+  ASSERT_TRUE(itest::wait_until([&] { return again.assigned_partitions() == 2; }, 60s));
+  std::this_thread::sleep_for(2s);
+  again.stop();
+  // Everything after the last commit comes again: at most the 10 uncommitted, never the 20.
+  EXPECT_LE(next.seen.size(), 10u);
+  std::set<std::string> all(first.seen.begin(), first.seen.end());
+  all.insert(next.seen.begin(), next.seen.end());
+  EXPECT_EQ(all.size(), 20u) << "nothing lost";
+}
+
 // REBALANCE_IN_PROGRESS on the first offset commits (embedded cluster): the stored offsets
 // are committed again on the next round, so a member that takes over later starts after
 // them; nothing is lost and nothing is handled twice.

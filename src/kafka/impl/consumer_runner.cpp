@@ -43,6 +43,29 @@ struct TopparList {
   ~TopparList() { rd_kafka_topic_partition_list_destroy(list); }
 };
 
+/// A healthy close (a synchronous commit and a LeaveGroup) takes well under a second.
+constexpr std::chrono::seconds kCloseTimeout{5};
+
+/// Closes the consumer (the revoke callback commits; the member leaves its group), serving
+/// the close on this thread until `until`. True when the close finished.
+bool close_within(rd_kafka_t* rk, const std::string& group_id, Clock::time_point until) {
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  bool closed = false;
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue)) {
+    spdlog::warn("consumer {}: close: {}", group_id, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  } else {
+    // Serving the queue runs the revoke callback (the final commit) on this thread.
+    while (!(closed = rd_kafka_consumer_closed(rk)) && Clock::now() < until) rd_kafka_queue_poll_callback(queue, 100);
+    if (!closed)
+      spdlog::warn("consumer {}: close did not finish in time; leaving without it (uncommitted offsets are read again by the "
+                   "next member)",
+                   group_id);
+  }
+  rd_kafka_queue_destroy(queue);
+  return closed;
+}
+
 /// A failed message on its way to the DLQ.
 struct Failure {
   std::size_t index;
@@ -641,9 +664,12 @@ void ConsumerRunner::stop() {
   // Messages fetched but not handled are dropped (their offsets were not stored, so the
   // next member reads them again); they must go before the handle does.
   impl_->carry.clear();
-  // Close commits what was stored (through the revoke callback) and leaves the group.
-  if (auto err = rd_kafka_consumer_close(impl_->rk.get()))
-    spdlog::warn("consumer {}: close: {}", impl_->opt.group_id, rd_kafka_err2str(err));
+  // Close commits what was stored (through the revoke callback) and leaves the group. It
+  // runs on a queue served here, bounded: rd_kafka_consumer_close waits without a limit, and a
+  // client wedged out of its group (librdkafka#5430, a broker fenced on resume) kept a
+  // stopping `serve` past its deadline. A close cut short leaves offsets uncommitted; the
+  // next member reads those messages again and the handlers absorb the copies.
+  const bool closed = close_within(impl_->rk.get(), impl_->opt.group_id, std::min(deadline, Clock::now() + kCloseTimeout));
   {
     std::lock_guard lock(impl_->mutex);
     impl_->worker_exit = true;
@@ -653,8 +679,10 @@ void ConsumerRunner::stop() {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   impl_->dlq->flush(std::max(left, std::chrono::milliseconds(100)));
   impl_->dlq.reset();
-  impl_->rk.reset();
+  if (closed) impl_->rk.reset();
+  else impl::destroy_without_close(std::move(impl_->rk));  // rd_kafka_destroy would close again, unbounded
 }
+
 
 bool ConsumerRunner::running() const noexcept { return impl_->running.load(); }
 std::size_t ConsumerRunner::assigned_partitions() const noexcept { return impl_->assigned.load(); }
