@@ -253,9 +253,12 @@ int serve(config::Settings settings, const ServeOptions& options) {
       const auto until = std::chrono::steady_clock::now() + options.stop_deadline;
       auto left = [&] { return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())); };
       if (!server.wait_idle(left() / 3)) spdlog::warn("stopping with {} request(s) unfinished", server.in_flight());
-      hub.stop();  // sockets get 1001 going away; clients reconnect elsewhere and resume
+      // The hub's consumer and the workers' stop side by side: each close is bounded, but
+      // with the broker gone they would add up past the deadline.
+      std::thread hub_stopper([&] { hub.stop(until); });  // sockets get 1001 going away; clients reconnect elsewhere and resume
       reminder_scheduler.stop();
-      consumers.stop();  // each commits what it handled; bounded by its own deadline
+      consumers.stop(until);  // each commits what it handled
+      hub_stopper.join();
       if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);
       producer.close(left());
       io.stop();
@@ -325,7 +328,7 @@ int worker(const config::Settings& settings, const WorkerOptions& options) {
     spdlog::info("signal {}: stopping", sig);
     server.stop_accepting();
     stopper = std::thread([&] {
-      consumers.stop();
+      consumers.stop(std::chrono::steady_clock::now() + options.stop_deadline);
       server.wait_idle(std::chrono::seconds(2));
       io.stop();
     });

@@ -147,6 +147,8 @@ class ConsumerRunner final {
   void start();
   /// Bounded by stop_deadline; idempotent.
   void stop();
+  /// Bounded by stop_deadline and by `until`, whichever comes first.
+  void stop(std::chrono::steady_clock::time_point until);
   bool running() const noexcept;
   /// Partitions currently assigned to this member.
   std::size_t assigned_partitions() const noexcept;

@@ -4,6 +4,7 @@
 
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "workers/audit_consumer.hpp"
 #include "workers/notification_consumer.hpp"
@@ -64,8 +65,11 @@ void Consumers::start() {
   }
 }
 
-void Consumers::stop() {
-  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) it->runner->stop();
+void Consumers::stop(std::chrono::steady_clock::time_point until) {
+  std::vector<std::thread> stoppers;
+  for (auto& e : entries_)
+    if (e.runner->running()) stoppers.emplace_back([&e, until] { e.runner->stop(until); });
+  for (auto& t : stoppers) t.join();
   if (dispatcher_) dispatcher_->stop();
 }
 

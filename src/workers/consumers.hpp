@@ -2,9 +2,10 @@
 // The consumers a process runs (`serve` runs all by default, `worker --consumers ...` a
 // chosen few), each a ConsumerRunner in its own group.
 //
-// Lifecycle: construct, start(), stop() (reverse order of start). Not thread-safe: the
+// Lifecycle: construct, start(), stop() (all at once, then the email dispatcher). Not thread-safe: the
 // owner starts and stops; stats() may be read from any thread.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,7 +30,9 @@ class Consumers final {
   Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names);
   ~Consumers();
   void start();
-  void stop();
+  /// Stops every consumer at once (each close is bounded; with the broker gone they would
+  /// otherwise add up), each by its own stop_deadline and by `until`.
+  void stop(std::chrono::steady_clock::time_point until = std::chrono::steady_clock::time_point::max());
   struct Entry {
     std::string name, group;
     std::unique_ptr<kafka::ConsumerRunner> runner;

@@ -520,9 +520,9 @@ void Hub::start() {
   spdlog::info("ws: instance {} consuming {} and {} (group {})", instance_id_, o.topics[0], o.topics[1], o.group_id);
 }
 
-void Hub::stop() {
+void Hub::stop(std::chrono::steady_clock::time_point until) {
   if (stopped_.exchange(true)) return;
-  if (consumer_) consumer_->stop();
+  if (consumer_) consumer_->stop(until);
   std::vector<std::shared_ptr<Session>> all;
   {
     std::lock_guard lock(mutex_);

@@ -28,6 +28,7 @@
 #include <utility>  // Boost 1.74's awaitable.hpp misses it
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
@@ -72,8 +73,9 @@ class Hub final {
 
   /// Starts the per-instance consumer (when Kafka is enabled).
   void start();
-  /// Stops the consumer and closes every socket (1001 going away). Idempotent.
-  void stop();
+  /// Stops the consumer (bounded by its stop deadline and by `until`) and closes every
+  /// socket (1001 going away). Idempotent.
+  void stop(std::chrono::steady_clock::time_point until = std::chrono::steady_clock::time_point::max());
 
   /// Sends a task update (`frame`: the task-updates event JSON, with `seq`) to the user's
   /// sockets on this instance. Thread-safe.

@@ -124,7 +124,7 @@ TEST_P(Api, EveryProtectedRouteRefusesMissingBadAndForgedTokens) {
 
 TEST_P(Api, TaskLifecycleWithIfMatch) {
   auto [user, token] = s().new_user();
-  auto created = s().call("POST", "/tasks", json{{"title", "Write the spec"}, {"priority", "high"}, {"due_at", "2026-12-01T17:00:00Z"}}.dump(), token);
+  auto created = s().call("POST", "/tasks", json{{"title", "Write the spec"}, {"priority", "high"}, {"due_at", "2031-12-01T17:00:00Z"}}.dump(), token);
   ASSERT_EQ(created.status, 201) << created.body;
   auto t = created.json();
   EXPECT_EQ(t["user_id"], user);
