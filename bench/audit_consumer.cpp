@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
     o.topics = {topic};
     o.client_id = "bench-audit";
     o.max_batch = kBatch;
+    o.prepare = workers::prepare_audit_batch;  // as serve runs it
     kafka::ConsumerRunner runner(settings, o, workers::audit_handler(*store, o.group_id));
     const auto t0 = Clock::now();
     runner.start();

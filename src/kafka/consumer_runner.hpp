@@ -24,6 +24,7 @@
 // Thread-safety: start/stop from one owning thread; stats() from any thread.
 // The handler is called from one thread at a time (the worker).
 
+#include <any>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -72,6 +73,14 @@ class BatchContext final {
   };
   const std::vector<Entry>& dead_letters() const noexcept { return dead_letters_; }
   void clear() { dead_letters_.clear(); }
+  /// What ConsumerOptions::prepare made of this very batch ahead of time, or null (no
+  /// prepare hook, a batch gathered without it, or a handler called on a single message
+  /// while the runner isolates a failure).
+  template <typename T>
+  const T* prepared() const noexcept {
+    return prepared_ ? std::any_cast<T>(prepared_) : nullptr;
+  }
+  void set_prepared(const std::any* prepared) noexcept { prepared_ = prepared && prepared->has_value() ? prepared : nullptr; }
   explicit BatchContext(const std::atomic<bool>* stopping = nullptr, int max_attempts = 1)
       : stopping_(stopping), max_attempts_(max_attempts) {}
   void set_attempt(int attempt) noexcept { attempt_ = attempt; }
@@ -81,6 +90,7 @@ class BatchContext final {
   const std::atomic<bool>* stopping_;
   int max_attempts_;
   int attempt_ = 1;
+  const std::any* prepared_ = nullptr;
 };
 
 using BatchHandler = std::function<void(std::span<const Message> batch, BatchContext& ctx)>;
@@ -98,6 +108,11 @@ struct ConsumerOptions {
   std::chrono::milliseconds pause_after{500};
   std::chrono::milliseconds stop_deadline{15'000};
   Properties extra;  ///< extra librdkafka properties (tests, tuning)
+  /// Optional pipelining: while the handler works on batch k, the poll thread gathers batch
+  /// k+1 and runs `prepare` on it (pure CPU work such as parsing; no effects, and it must not
+  /// throw); the handler finds the result in BatchContext::prepared(). Offsets are still
+  /// stored only after the handler finished the batch.
+  std::function<std::any(std::span<const Message>)> prepare;
   /// Start every newly assigned partition at its current end, resolved before the
   /// partitions count as assigned: once assigned_partitions() > 0, every message produced
   /// afterwards is consumed. (auto.offset.reset=latest alone resolves the end lazily, after

@@ -20,14 +20,39 @@ storage::AuditEntry to_audit_entry(events::TaskEvent e, std::string_view topic, 
   return a;
 }
 
+namespace {
+
+/// A batch made ready ahead of the handler: its rows, and what goes to the DLQ.
+struct PreparedAudit {
+  std::vector<storage::AuditEntry> entries;
+  ParsedBatch<events::TaskEvent> parsed;  ///< only its failures are kept
+};
+
+PreparedAudit prepare_audit(std::span<const kafka::Message> batch) {
+  PreparedAudit p;
+  p.parsed = parse_batch(batch, events::parse_task_event);
+  p.entries.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (auto& e = p.parsed.events[i]) p.entries.push_back(to_audit_entry(std::move(*e), batch[i].topic(), batch[i].partition(), batch[i].offset()));
+  p.parsed.events.clear();
+  return p;
+}
+
+}  // namespace
+
+std::any prepare_audit_batch(std::span<const kafka::Message> batch) { return prepare_audit(batch); }
+
 kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group) {
   return [&store, group = std::move(consumer_group)](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {
-    std::vector<storage::AuditEntry> entries;
-    entries.reserve(batch.size());
-    for_each_event(batch, ctx, events::parse_task_event, [&](const kafka::Message& m, events::TaskEvent e) {
-      entries.push_back(to_audit_entry(std::move(e), m.topic(), m.partition(), m.offset()));
-    });
-    if (!entries.empty()) store.record_audit(group, entries);
+    // Prepared on the poll thread while the previous batch was written (pipelining), or now.
+    const PreparedAudit* ready = ctx.prepared<PreparedAudit>();
+    PreparedAudit here;
+    if (!ready) {
+      here = prepare_audit(batch);
+      ready = &here;
+    }
+    ready->parsed.dead_letter_failures(ctx);
+    if (!ready->entries.empty()) store.record_audit(group, ready->entries);
   };
 }
 

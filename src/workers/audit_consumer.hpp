@@ -3,6 +3,8 @@
 // per event_id, written a batch at a time in one transaction together with the
 // processed-events records, so a redelivered batch changes nothing.
 
+#include <any>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,5 +21,9 @@ storage::AuditEntry to_audit_entry(events::TaskEvent e, std::string_view topic, 
 /// the rest with Store::record_audit. A storage error propagates, so the runner retries the
 /// batch with backoff and commits nothing meanwhile.
 kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group);
+
+/// The audit consumer's ConsumerOptions::prepare: parses a batch and builds its rows ahead
+/// of the handler, which then only writes them.
+std::any prepare_audit_batch(std::span<const kafka::Message> batch);
 
 }  // namespace taskstream::workers

@@ -19,20 +19,34 @@ namespace taskstream::workers {
 /// is well under it; anything larger is not ours and goes to the DLQ as `oversized`.
 inline constexpr std::size_t kMaxEventBytes = 64 * 1024;
 
-/// Parses every message of `batch` with `parse` (one of events::parse_task_event,
-/// parse_task_update, parse_notification_request): slot i holds the event of batch[i], or
-/// nothing when it was dead-lettered (oversized, bad JSON, wrong schema, unknown type; the
-/// dead letters are recorded in `ctx` in batch order). A large batch is parsed in two halves
-/// on two threads: parsing is the CPU-heavy part of a consumer and the DB write that follows
-/// is mostly waiting.
+/// Why a message did not parse.
+struct ParseFailure {
+  std::string reason, detail;
+};
+
+/// A parsed batch: slot i holds batch[i]'s event or why it did not parse.
+template <typename Event>
+struct ParsedBatch {
+  std::vector<std::optional<Event>> events;
+  std::vector<std::optional<ParseFailure>> failed;
+  /// Records the failures in `ctx` (dead letters, in batch order).
+  void dead_letter_failures(kafka::BatchContext& ctx) const {
+    for (std::size_t i = 0; i < failed.size(); ++i)
+      if (failed[i]) ctx.dead_letter(i, failed[i]->reason, "permanent", failed[i]->detail);
+  }
+};
+
+/// parse_events (below) without a context: pure, so it may run ahead of the handler
+/// (ConsumerOptions::prepare).
 template <typename Parse>
-auto parse_events(std::span<const kafka::Message> batch, kafka::BatchContext& ctx, Parse&& parse) {
+auto parse_batch(std::span<const kafka::Message> batch, Parse&& parse) {
   using Event = decltype(parse(std::string_view{}, events::SourcePosition{}));
-  struct Failure {
-    std::string reason, detail;
-  };
-  std::vector<std::optional<Event>> out(batch.size());
-  std::vector<std::optional<Failure>> failed(batch.size());
+  using Failure = ParseFailure;
+  ParsedBatch<Event> parsed;
+  parsed.events.resize(batch.size());
+  parsed.failed.resize(batch.size());
+  auto& out = parsed.events;
+  auto& failed = parsed.failed;
   auto work = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       const auto& m = batch[i];
@@ -57,9 +71,20 @@ auto parse_events(std::span<const kafka::Message> batch, kafka::BatchContext& ct
   } else {
     work(0, batch.size());
   }
-  for (std::size_t i = 0; i < batch.size(); ++i)
-    if (failed[i]) ctx.dead_letter(i, std::move(failed[i]->reason), "permanent", std::move(failed[i]->detail));
-  return out;
+  return parsed;
+}
+
+/// Parses every message of `batch` with `parse` (one of events::parse_task_event,
+/// parse_task_update, parse_notification_request): slot i holds the event of batch[i], or
+/// nothing when it was dead-lettered (oversized, bad JSON, wrong schema, unknown type; the
+/// dead letters are recorded in `ctx` in batch order). A large batch is parsed in two halves
+/// on two threads: parsing is the CPU-heavy part of a consumer and the DB write that follows
+/// is mostly waiting.
+template <typename Parse>
+auto parse_events(std::span<const kafka::Message> batch, kafka::BatchContext& ctx, Parse&& parse) {
+  auto parsed = parse_batch(batch, std::forward<Parse>(parse));
+  parsed.dead_letter_failures(ctx);
+  return std::move(parsed.events);
 }
 
 /// Calls `on_event(message, event)` for each message that `parse` accepts, in batch order

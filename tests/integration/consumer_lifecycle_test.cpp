@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <any>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -70,6 +72,56 @@ TEST(ConsumerLifecycle, SecondMemberJoiningGetsCommittedOffsetsAndNothingIsHandl
   a.stop();
   b.stop();
 
+  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kCount));
+  EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(kCount)) << (tally.seen.size() - distinct.size()) << " handled twice";
+}
+
+// Pipelining (ConsumerOptions::prepare, which the audit consumer uses): the next batch is
+// gathered and prepared while the handler works. A prepared result reaches the handler with
+// exactly the batch it was made from, and a rebalance in between (a second member joining
+// takes partitions, whose prepared messages are dropped) loses nothing and repeats nothing.
+TEST(ConsumerLifecycle, PreparedBatchesReachTheirOwnHandlerCallAndARebalanceLosesNothing) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("prepared");
+  itest::create_topic_with_dlq(s, topic, 6);
+  constexpr int kCount = 3000;
+  produce_numbered(s, topic, kCount, 30);
+
+  using Positions = std::vector<std::pair<std::int32_t, std::int64_t>>;
+  auto positions = [](std::span<const kafka::Message> batch) {
+    Positions p;
+    for (const auto& m : batch) p.emplace_back(m.partition(), m.offset());
+    return p;
+  };
+  Tally tally;
+  std::atomic<int> with_prepared{0}, mismatched{0};
+  auto handler = [&](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {
+    if (const auto* p = ctx.prepared<Positions>()) {
+      ++with_prepared;
+      if (*p != positions(batch)) ++mismatched;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1) * batch.size());
+    tally.add(batch);
+  };
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("prepared-group");
+  o.topics = {topic};
+  o.max_batch = 100;
+  o.prepare = [&](std::span<const kafka::Message> batch) -> std::any { return positions(batch); };
+  kafka::ConsumerRunner a(s, o, handler);
+  a.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 500; }));
+  kafka::ConsumerRunner b(s, o, handler);
+  b.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= kCount; }, 120s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_GE(a.stats().rebalances, 2u) << "member A never saw the second member join";
+  a.stop();
+  b.stop();
+
+  EXPECT_GT(with_prepared.load(), 0) << "no batch was prepared ahead";
+  EXPECT_EQ(mismatched.load(), 0) << "a prepared result reached another batch's handler call";
   std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
   EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kCount));
   EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(kCount)) << (tally.seen.size() - distinct.size()) << " handled twice";

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <any>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -112,6 +113,9 @@ struct ConsumerRunner::Impl {
   bool worker_exit = false;
 
   std::vector<Message> carry;  // messages the poll returned while a batch was in hand
+  std::any carry_prepared;     // opt.prepare of exactly `carry` (empty when not made or stale)
+  std::size_t carry_prepared_size = 0;
+  std::any batch_prepared;     // opt.prepare of `batch`, for the worker
 
   std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0}, client_restarts{0};
 
@@ -234,7 +238,7 @@ struct ConsumerRunner::Impl {
       out_of_group_since = Clock::now();
       return;
     }
-    carry.clear();  // messages of the old client go before it
+    clear_carry();  // messages of the old client go before it
     impl::destroy_without_close(std::exchange(rk, std::move(fresh)));
     rejoin_wait = std::min<std::chrono::milliseconds>(rejoin_wait * 2, std::chrono::minutes(10));
     try {
@@ -250,11 +254,29 @@ struct ConsumerRunner::Impl {
     while (!stop_requested.load()) {
       if (!in_group && Clock::now() - out_of_group_since >= rejoin_wait) replace_client();
       std::vector<Message> next = std::move(carry);
-      carry.clear();
-      gather(next);
+      std::any prepared;
+      if (carry_prepared.has_value() && carry_prepared_size == next.size()) prepared = std::move(carry_prepared);
+      clear_carry();
+      if (!prepared.has_value()) gather(next);  // a prepared batch goes as it is
       if (next.empty()) continue;
-      run_batch(std::move(next));
+      run_batch(std::move(next), std::move(prepared));
     }
+  }
+
+  void clear_carry() {
+    carry.clear();
+    carry_prepared.reset();
+    carry_prepared_size = 0;
+  }
+
+  /// With a prepare hook: gathers the next batch while the worker handles this one, and
+  /// prepares it.
+  void prefetch() {
+    if (!opt.prepare || carry_prepared.has_value()) return;
+    gather(carry);
+    if (carry.empty() || stop_requested.load()) return;
+    carry_prepared = opt.prepare(std::span<const Message>(carry.data(), carry.size()));
+    carry_prepared_size = carry.size();
   }
 
   void gather(std::vector<Message>& out) {
@@ -277,10 +299,11 @@ struct ConsumerRunner::Impl {
     else spdlog::error("consumer {}: {}", opt.group_id, e.to_string());
   }
 
-  void run_batch(std::vector<Message> msgs) {
+  void run_batch(std::vector<Message> msgs, std::any prepared) {
     {
       std::lock_guard lock(mutex);
       batch = std::move(msgs);
+      batch_prepared = std::move(prepared);
       batch_ready = true;
       batch_done = false;
       batch_completed = false;
@@ -288,6 +311,7 @@ struct ConsumerRunner::Impl {
     }
     cv.notify_all();
     const auto started = Clock::now();
+    prefetch();
     bool paused = false;
     for (;;) {
       {
@@ -338,6 +362,7 @@ struct ConsumerRunner::Impl {
     }
     if (batch_completed) store_offsets(batch);
     batch.clear();
+    batch_prepared.reset();
     batch_ready = false;
   }
 
@@ -417,7 +442,7 @@ struct ConsumerRunner::Impl {
       }
     }
     finish_batch_locked_free();
-    carry.clear();  // the next owner reads them from the committed offset
+    clear_carry();  // the next owner reads them from the committed offset
     if (auto e = rd_kafka_commit(handle, nullptr, 0); e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
       spdlog::warn("consumer {}: commit on revoke: {}", opt.group_id, rd_kafka_err2str(e));
     rd_kafka_assign(handle, nullptr);
@@ -474,6 +499,7 @@ struct ConsumerRunner::Impl {
     std::string first_failure;
     std::string last_error;
     bool permanent = false;
+    ctx.set_prepared(&batch_prepared);  // not changed while the worker holds the batch
     for (int attempt = 1; attempt <= opt.max_attempts; ++attempt) {
       ctx.clear();
       ctx.set_attempt(attempt);
@@ -672,7 +698,7 @@ void ConsumerRunner::stop(Clock::time_point until) {
   impl_->poll_thread.join();  // returns after the batch in hand finished (retries cut short)
   // Messages fetched but not handled are dropped (their offsets were not stored, so the
   // next member reads them again); they must go before the handle does.
-  impl_->carry.clear();
+  impl_->clear_carry();
   // Close commits what was stored (through the revoke callback) and leaves the group. It
   // runs on a queue served here, bounded: rd_kafka_consumer_close waits without a limit, and a
   // client wedged out of its group (librdkafka#5430, a broker fenced on resume) kept a
