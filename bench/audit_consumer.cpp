@@ -32,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t kBatch = 2000;  // Consumers gives the audit consumer max_batch 2000
+constexpr std::size_t kBatch = workers::kAuditBatch;  // the audit consumer's batch size
 
 std::unique_ptr<storage::Store> fresh_sqlite(const std::filesystem::path& dir, const std::string& name) {
   auto path = dir / name;
@@ -118,8 +118,7 @@ int main(int argc, char** argv) {
     o.group_id = topic + "-audit";
     o.topics = {topic};
     o.client_id = "bench-audit";
-    o.max_batch = kBatch;
-    o.prepare = workers::prepare_audit_batch;  // as serve runs it
+    workers::apply_audit_batching(o);  // as serve runs it
     kafka::ConsumerRunner runner(settings, o, workers::audit_handler(*store, o.group_id));
     const auto t0 = Clock::now();
     runner.start();

@@ -1,5 +1,7 @@
 #include "workers/audit_consumer.hpp"
 
+#include <any>
+
 #include "workers/event_batch.hpp"
 
 namespace taskstream::workers {
@@ -40,7 +42,10 @@ PreparedAudit prepare_audit(std::span<const kafka::Message> batch) {
 
 }  // namespace
 
-std::any prepare_audit_batch(std::span<const kafka::Message> batch) { return prepare_audit(batch); }
+void apply_audit_batching(kafka::ConsumerOptions& options) {
+  options.max_batch = kAuditBatch;
+  options.prepare = [](std::span<const kafka::Message> batch) -> std::any { return prepare_audit(batch); };
+}
 
 kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group) {
   return [&store, group = std::move(consumer_group)](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {

@@ -3,8 +3,6 @@
 // per event_id, written a batch at a time in one transaction together with the
 // processed-events records, so a redelivered batch changes nothing.
 
-#include <any>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -22,8 +20,12 @@ storage::AuditEntry to_audit_entry(events::TaskEvent e, std::string_view topic, 
 /// batch with backoff and commits nothing meanwhile.
 kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group);
 
-/// The audit consumer's ConsumerOptions::prepare: parses a batch and builds its rows ahead
-/// of the handler, which then only writes them.
-std::any prepare_audit_batch(std::span<const kafka::Message> batch);
+/// The audit consumer's batch size.
+inline constexpr std::size_t kAuditBatch = 2000;
+
+/// The audit consumer's batching, as `serve` and `worker` run it: batches of kAuditBatch,
+/// each parsed into rows (ConsumerOptions::prepare) while the one before is written, so
+/// the handler only writes them.
+void apply_audit_batching(kafka::ConsumerOptions& options);
 
 }  // namespace taskstream::workers

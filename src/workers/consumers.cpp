@@ -36,8 +36,7 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
     if (name == "audit") {
       o.group_id = settings.kafka_consumer_group_audit;
       o.topics = {settings.kafka_topic_task_events};
-      o.max_batch = 2000;
-      o.prepare = prepare_audit_batch;  // parse batch k+1 while batch k is written
+      apply_audit_batching(o);  // parse batch k+1 while batch k is written
       entries_.push_back({name, o.group_id, std::make_unique<kafka::ConsumerRunner>(settings, o, audit_handler(store, o.group_id))});
     } else if (name == "notification") {
       o.group_id = settings.kafka_consumer_group_notification;

@@ -41,7 +41,6 @@ struct ParsedBatch {
 template <typename Parse>
 auto parse_batch(std::span<const kafka::Message> batch, Parse&& parse) {
   using Event = decltype(parse(std::string_view{}, events::SourcePosition{}));
-  using Failure = ParseFailure;
   ParsedBatch<Event> parsed;
   parsed.events.resize(batch.size());
   parsed.failed.resize(batch.size());
@@ -51,14 +50,14 @@ auto parse_batch(std::span<const kafka::Message> batch, Parse&& parse) {
     for (std::size_t i = begin; i < end; ++i) {
       const auto& m = batch[i];
       if (m.payload().size() > kMaxEventBytes) {
-        failed[i] = Failure{"oversized", "payload of " + std::to_string(m.payload().size()) + " bytes exceeds " +
+        failed[i] = ParseFailure{"oversized", "payload of " + std::to_string(m.payload().size()) + " bytes exceeds " +
                                              std::to_string(kMaxEventBytes)};
         continue;
       }
       try {
         out[i].emplace(parse(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset()}));
       } catch (const events::EventError& e) {
-        failed[i] = Failure{std::string(e.reason()), e.what()};
+        failed[i] = ParseFailure{std::string(e.reason()), e.what()};
       }
     }
   };

@@ -56,7 +56,7 @@ TEST(AuditConsumer, OneRowPerEventIdSeedShapedRecordedPoisonDeadLettered) {
   kafka::ConsumerOptions o;
   o.group_id = itest::unique_name("audit-group");
   o.topics = {topic};
-  o.prepare = workers::prepare_audit_batch;
+  workers::apply_audit_batching(o);
   kafka::ConsumerRunner runner(s, o, workers::audit_handler(*store, o.group_id));
   runner.start();
   ASSERT_TRUE(itest::wait_until([&] { return runner.stats().processed + runner.stats().dead_lettered >= 5; }));

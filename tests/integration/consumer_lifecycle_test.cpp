@@ -42,6 +42,29 @@ struct Tally {
   }
 };
 
+/// Member A starts alone; once `first` messages were handled, member B joins the group. Both
+/// run until all `count` were handled. A must have seen B join, and every message was
+/// handled exactly once. `b_processed`: what B handled.
+void second_member_joins_and_each_is_handled_once(const config::Settings& s, const kafka::ConsumerOptions& o,
+                                                 const kafka::BatchHandler& handler, Tally& tally, int count, std::size_t first,
+                                                 std::uint64_t& b_processed) {
+  kafka::ConsumerRunner a(s, o, handler);
+  a.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= first; }));
+  kafka::ConsumerRunner b(s, o, handler);
+  b.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= static_cast<std::size_t>(count); }, 120s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_GE(a.stats().rebalances, 2u) << "member A never saw the second member join";
+  b_processed = b.stats().processed;
+  a.stop();
+  b.stop();
+
+  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(count));
+  EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(count)) << (tally.seen.size() - distinct.size()) << " handled twice";
+}
+
 }  // namespace
 
 TEST(ConsumerLifecycle, SecondMemberJoiningGetsCommittedOffsetsAndNothingIsHandledTwice) {
@@ -60,21 +83,9 @@ TEST(ConsumerLifecycle, SecondMemberJoiningGetsCommittedOffsetsAndNothingIsHandl
   o.group_id = itest::unique_name("rebalance-group");
   o.topics = {topic};
   o.max_batch = 25;
-  kafka::ConsumerRunner a(s, o, slow);
-  a.start();
-  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 100; }));
-  kafka::ConsumerRunner b(s, o, slow);
-  b.start();
-  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= kCount; }, 120s));
-  std::this_thread::sleep_for(2s);
-  EXPECT_GE(a.stats().rebalances, 2u) << "member A never saw the second member join";
-  EXPECT_GT(b.stats().processed, 0u) << "member B got no work";
-  a.stop();
-  b.stop();
-
-  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
-  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kCount));
-  EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(kCount)) << (tally.seen.size() - distinct.size()) << " handled twice";
+  std::uint64_t b_processed = 0;
+  second_member_joins_and_each_is_handled_once(s, o, slow, tally, kCount, 100, b_processed);
+  EXPECT_GT(b_processed, 0u) << "member B got no work";
 }
 
 // Pipelining (ConsumerOptions::prepare, which the audit consumer uses): the next batch is
@@ -109,22 +120,10 @@ TEST(ConsumerLifecycle, PreparedBatchesReachTheirOwnHandlerCallAndARebalanceLose
   o.topics = {topic};
   o.max_batch = 100;
   o.prepare = [&](std::span<const kafka::Message> batch) -> std::any { return positions(batch); };
-  kafka::ConsumerRunner a(s, o, handler);
-  a.start();
-  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 500; }));
-  kafka::ConsumerRunner b(s, o, handler);
-  b.start();
-  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= kCount; }, 120s));
-  std::this_thread::sleep_for(2s);
-  EXPECT_GE(a.stats().rebalances, 2u) << "member A never saw the second member join";
-  a.stop();
-  b.stop();
-
+  std::uint64_t b_processed = 0;
+  second_member_joins_and_each_is_handled_once(s, o, handler, tally, kCount, 500, b_processed);
   EXPECT_GT(with_prepared.load(), 0) << "no batch was prepared ahead";
   EXPECT_EQ(mismatched.load(), 0) << "a prepared result reached another batch's handler call";
-  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
-  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kCount));
-  EXPECT_EQ(tally.seen.size(), static_cast<std::size_t>(kCount)) << (tally.seen.size() - distinct.size()) << " handled twice";
 }
 
 TEST(ConsumerLifecycle, HandlerSlowerThanMaxPollIntervalKeepsItsMembership) {

@@ -123,8 +123,7 @@ TEST(PoisonFlood, GoodEventsProcessedOncePoisonDeadLetteredLagBackToZero) {
   kafka::ConsumerOptions ao;
   ao.group_id = prefix + "-audit";
   ao.topics = {events_topic};
-  ao.max_batch = 2000;
-  ao.prepare = workers::prepare_audit_batch;  // as serve runs it: poison is dead-lettered from the prepared batch
+  workers::apply_audit_batching(ao);  // as serve runs it: poison is dead-lettered from the prepared batch
   kafka::ConsumerRunner audit(s, ao, workers::audit_handler(*store, ao.group_id));
   kafka::ConsumerOptions no;
   no.group_id = prefix + "-notification";
