@@ -62,6 +62,9 @@ const std::map<std::string, json>& operations() {
                                {"responses", {{"200", answer("Notifications with per-channel status", "NotificationList")}}}};
     m["POST /notifications/{id}/read"] = {{"summary", "Mark a notification read"}, {"parameters", id_param()},
                                           {"responses", {{"200", answer("The notification", "Notification")}, {"404", problem("No such notification of the caller")}}}};
+    m["POST /notifications/read-all"] = {{"summary", "Mark all the caller's unread notifications read; no body is needed (one sent is ignored)"},
+                                         {"responses", {{"200", answer("How many were unread and are now read (0 when none)", "ReadAllResult")},
+                                                        {"401", problem("Not authenticated")}}}};
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
@@ -122,14 +125,23 @@ json components() {
             {"Notification", {{"type", "object"},
                               {"properties", {{"id", {{"type", "string"}}}, {"user_id", {{"type", "string"}}}, {"task_id", nullable_string},
                                               {"type", {{"type", "string"}}}, {"title", {{"type", "string"}}}, {"message", {{"type", "string"}}},
-                                              {"email", nullable_string}, {"read", {{"type", "boolean"}}}, {"read_at", nullable_date_time},
+                                              {"email", nullable_string},
+                                              {"event_id", {{"type", "string"}, {"format", "uuid"},
+                                                            {"description", "The notification.request event it came from; a WebSocket "
+                                                                            "notification frame carries the same event_id"}}},
+                                              {"read", {{"type", "boolean"}}}, {"read_at", nullable_date_time},
                                               {"created_at", date_time},
                                               {"channels", {{"type", "array"},
                                                             {"items", {{"type", "object"},
                                                                        {"properties", {{"channel", {{"type", "string"}, {"enum", {"in_app", "email", "sms"}}}},
                                                                                        {"status", {{"type", "string"}, {"enum", {"pending", "sent", "failed", "skipped"}}}},
                                                                                        {"detail", nullable_string}, {"updated_at", date_time}}}}}}}}}}},
-            {"NotificationList", {{"type", "object"}, {"properties", {{"items", {{"type", "array"}, {"items", ref("Notification")}}}}}}},
+            {"NotificationList", {{"type", "object"},
+                                  {"properties", {{"items", {{"type", "array"}, {"items", ref("Notification")}}},
+                                                  {"unread_count", {{"type", "integer"}, {"minimum", 0},
+                                                                    {"description", "All the caller's unread notifications, not limited by limit"}}}}}}},
+            {"ReadAllResult", {{"type", "object"}, {"required", {"marked"}},
+                               {"properties", {{"marked", {{"type", "integer"}, {"minimum", 0}}}}}}},
             {"TaskPage", {{"type", "object"},
                           {"properties", {{"items", {{"type", "array"}, {"items", ref("Task")}}}, {"next_cursor", nullable_string}}}}}}}};
 }

@@ -163,7 +163,7 @@ nlohmann::json notification_to_json(const storage::Notification& n) {
   auto opt = [](const std::optional<std::string>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   return {{"id", n.id},           {"user_id", n.user_id}, {"task_id", opt(n.task_id)}, {"type", n.type},
           {"title", n.title},     {"message", n.message}, {"email", opt(n.email)},     {"channels", std::move(channels)},
-          {"read", n.read_at.has_value()}, {"read_at", opt(n.read_at)}, {"created_at", n.created_at}};
+          {"event_id", n.event_id}, {"read", n.read_at.has_value()}, {"read_at", opt(n.read_at)}, {"created_at", n.created_at}};
 }
 
 void register_routes(http::Router& router, ApiContext& ctx) {
@@ -372,11 +372,23 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), limit);
       if (ec != std::errc() || p != l->data() + l->size() || limit < 1 || limit > 200) throw HttpError(422, "limit: must be a whole number from 1 to 200");
     }
-    auto list = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.list_notifications(req.user_id, unread, limit); });
+    // unread_count: all the caller's unread notifications, whatever `limit` and `unread` say.
+    auto [list, unread_count] = co_await http::offload(ctx.blocking_pool, [&] {
+      auto l = ctx.store.list_notifications(req.user_id, unread, limit);
+      return std::pair{std::move(l), ctx.store.count_unread_notifications(req.user_id)};
+    });
     nlohmann::json items = nlohmann::json::array();
     for (const auto& n : list) items.push_back(notification_to_json(n));
-    co_return Response::json(200, {{"items", std::move(items)}});
+    co_return Response::json(200, {{"items", std::move(items)}, {"unread_count", unread_count}});
   });
+
+  router.add({"POST", "/notifications/read-all", true, "Mark all the caller's unread notifications read"},
+             [&ctx](Request& req) -> awaitable<Response> {
+               // No body is needed; one that is sent is ignored.
+               auto marked = co_await http::offload(
+                   ctx.blocking_pool, [&] { return ctx.store.mark_all_notifications_read(req.user_id, events::now_rfc3339()); });
+               co_return Response::json(200, {{"marked", marked}});
+             });
 
   router.add({"POST", "/notifications/{id}/read", true, "Mark a notification read"}, [&ctx](Request& req) -> awaitable<Response> {
     const auto& id = req.params.at("id");

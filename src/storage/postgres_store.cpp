@@ -1009,6 +1009,24 @@ std::optional<Notification> PostgresStore::mark_notification_read(const std::str
   });
 }
 
+std::int64_t PostgresStore::count_unread_notifications(const std::string& user_id) {
+  return impl_->read([&](Connection& conn) {
+    // Matches the partial index notifications_user_unread (user_id, ... WHERE read_at IS NULL).
+    return conn.query("SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", {user_id})
+        .int64(0, 0);
+  });
+}
+
+std::size_t PostgresStore::mark_all_notifications_read(const std::string& user_id, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        "WITH marked AS (UPDATE notifications SET read_at = $2 WHERE user_id = $1 AND read_at IS NULL RETURNING 1) "
+        "SELECT count(*) FROM marked",
+        {user_id, now});
+    return static_cast<std::size_t>(r.int64(0, 0));
+  });
+}
+
 std::vector<Task> PostgresStore::tasks_due_without_reminder(const std::string& kind, const std::string& until,
                                                             int limit) {
   return impl_->read([&](Connection& conn) {

@@ -76,6 +76,8 @@ class PostgresStore final : public Store {
   std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) override;
   std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
                                                       const std::string& now) override;
+  std::int64_t count_unread_notifications(const std::string& user_id) override;
+  std::size_t mark_all_notifications_read(const std::string& user_id, const std::string& now) override;
 
   std::vector<Task> tasks_due_without_reminder(const std::string& kind, const std::string& until, int limit) override;
   bool record_reminder(const Task& task, const std::string& kind, const std::vector<OutboxRecord>& records) override;

@@ -1099,6 +1099,23 @@ std::optional<Notification> SqliteStore::mark_notification_read(const std::strin
   });
 }
 
+std::int64_t SqliteStore::count_unread_notifications(const std::string& user_id) {
+  return impl_->read([&](Connection& conn) -> std::int64_t {
+    // "read_at IS NULL" as written lets SQLite count over the partial index notifications_user_unread.
+    Statement s(conn, "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read_at IS NULL");
+    s.bind(1, user_id);
+    return s.step() ? s.int64(0) : 0;
+  });
+}
+
+std::size_t SqliteStore::mark_all_notifications_read(const std::string& user_id, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn, "UPDATE notifications SET read_at = ?2 WHERE user_id = ?1 AND read_at IS NULL");
+    s.bind(1, user_id).bind(2, now).run();
+    return static_cast<std::size_t>(sqlite3_changes(conn.handle()));
+  });
+}
+
 std::vector<Task> SqliteStore::tasks_due_without_reminder(const std::string& kind, const std::string& until,
                                                           int limit) {
   return impl_->read([&](Connection& conn) {

@@ -265,6 +265,13 @@ class Store {
   /// nullopt when not found or another user's.
   virtual std::optional<Notification> mark_notification_read(const std::string& user_id, const std::string& notification_id,
                                                               const std::string& now) = 0;
+  /// How many of the user's notifications are unread (read_at unset), all of them: not
+  /// limited like list_notifications. 0 for an unknown user.
+  virtual std::int64_t count_unread_notifications(const std::string& user_id) = 0;
+  /// ONE statement: marks every unread notification of the user read with read_at = `now`
+  /// (those already read keep their read_at; other users' are never touched) and returns
+  /// how many it changed, 0 when none were unread.
+  virtual std::size_t mark_all_notifications_read(const std::string& user_id, const std::string& now) = 0;
 
   // ---- deadline reminders (migration 3: reminders_sent, one row per task, due_at and kind)
   /// Not-done tasks (of every user) whose due_at is at or before `until` (RFC 3339 UTC in the

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
@@ -74,6 +75,79 @@ TEST(Notifications, EmailChannelDeliversOneEmailAndTheRowSaysSent) {
   auto [other, other_token] = serve.new_user("stranger");
   EXPECT_EQ(serve.call("POST", "/notifications/" + id + "/read", {}, other_token).status, 404);
   EXPECT_EQ(serve.call("GET", "/notifications", {}, other_token).json()["items"].size(), 0u);
+  EXPECT_EQ(serve.stop(), 0);
+}
+
+// What the web page's notifications panel reads: unread_count (all unread, whatever the
+// limit), each row's event_id (the request's, which a WebSocket notification frame carries
+// too), and POST /notifications/read-all, which touches only the caller's.
+TEST(Notifications, UnreadCountEventIdAndReadAll) {
+  itest::ServeProcess serve;
+  auto [alice, alice_token] = serve.new_user("readall");
+  auto [bob, bob_token] = serve.new_user("readall-other");
+  kafka::Producer producer(itest::kafka_settings());
+  auto in_app = [](const std::string& user, const std::string& title) {
+    return json{{"event_id", events::new_event_id()}, {"user_id", user}, {"task_id", nullptr}, {"type", "info"},
+                {"title", title}, {"message", "in-app only"}, {"channels", {"in_app"}}};
+  };
+  std::set<std::string> alice_events;
+  for (int i = 0; i < 3; ++i) {
+    auto r = in_app(alice, "for alice " + std::to_string(i));
+    alice_events.insert(r["event_id"].get<std::string>());
+    ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), r, alice));
+  }
+  const auto bobs = in_app(bob, "for bob");
+  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), bobs, bob));
+
+  json list;
+  ASSERT_TRUE(itest::wait_until([&] {
+    list = serve.call("GET", "/notifications", {}, alice_token).json();
+    return list["items"].size() == 3 && serve.call("GET", "/notifications", {}, bob_token).json()["items"].size() == 1;
+  }, 60s)) << list.dump() << serve.log();
+  EXPECT_EQ(list["unread_count"], 3) << list.dump();
+  std::set<std::string> listed_events;
+  for (const auto& n : list["items"]) listed_events.insert(n["event_id"].get<std::string>());
+  EXPECT_EQ(listed_events, alice_events) << "each row carries the event_id of its request";
+  auto limited = serve.call("GET", "/notifications?limit=1", {}, alice_token).json();
+  EXPECT_EQ(limited["items"].size(), 1u);
+  EXPECT_EQ(limited["unread_count"], 3) << "not limited by limit";
+
+  const std::string first = list["items"][0]["id"];
+  ASSERT_EQ(serve.call("POST", "/notifications/" + first + "/read", {}, alice_token).status, 200);
+  const std::string first_read_at = serve.call("GET", "/notifications", {}, alice_token).json()["items"][0]["read_at"];
+  EXPECT_EQ(serve.call("GET", "/notifications?unread=true", {}, alice_token).json()["unread_count"], 2);
+
+  auto unauthenticated = serve.call("POST", "/notifications/read-all");
+  EXPECT_EQ(unauthenticated.status, 401) << unauthenticated.body;
+  EXPECT_EQ(serve.call("POST", "/notifications/read-all", {}, "not-a-token").status, 401);
+  EXPECT_EQ(serve.call("GET", "/notifications").status, 401);
+
+  // A body is not needed; one that is sent, even one that is not JSON, is ignored.
+  auto marked = serve.call("POST", "/notifications/read-all", "{not json", alice_token);
+  ASSERT_EQ(marked.status, 200) << marked.body;
+  EXPECT_EQ(marked.json(), (json{{"marked", 2}}));
+  list = serve.call("GET", "/notifications", {}, alice_token).json();
+  EXPECT_EQ(list["unread_count"], 0);
+  ASSERT_EQ(list["items"].size(), 3u);
+  for (const auto& n : list["items"]) {
+    EXPECT_EQ(n["read"], true) << n.dump();
+    EXPECT_TRUE(events::is_rfc3339(n["read_at"].get<std::string>())) << n.dump();
+    if (n["id"] == first) EXPECT_EQ(n["read_at"], first_read_at) << "one read before keeps its read_at";
+  }
+  auto unread = serve.call("GET", "/notifications?unread=true", {}, alice_token).json();
+  EXPECT_TRUE(unread["items"].empty()) << unread.dump();
+  EXPECT_EQ(unread["unread_count"], 0);
+
+  auto again = serve.call("POST", "/notifications/read-all", {}, alice_token);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.json(), (json{{"marked", 0}}));
+
+  // Bob's is untouched.
+  auto bob_list = serve.call("GET", "/notifications", {}, bob_token).json();
+  EXPECT_EQ(bob_list["unread_count"], 1);
+  ASSERT_EQ(bob_list["items"].size(), 1u);
+  EXPECT_EQ(bob_list["items"][0]["read"], false);
+  EXPECT_EQ(bob_list["items"][0]["event_id"], bobs["event_id"]);
   EXPECT_EQ(serve.stop(), 0);
 }
 

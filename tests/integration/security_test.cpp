@@ -380,9 +380,10 @@ TEST(Security, ResponsesAndEventsCarryOnlyTheirFieldsAndNoPasswordHash) {
   ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), new_notification_request(user, "fields"), user));
   json notes;
   ASSERT_TRUE(itest::wait_until([&] { return (notes = serve.call("GET", "/notifications", {}, token).json()["items"]).size() == 1; }, 60s));
-  keep(serve.call("GET", "/notifications", {}, token));
-  EXPECT_EQ(keys(notes[0]), (std::set<std::string>{"id", "user_id", "task_id", "type", "title", "message", "email", "channels", "read",
-                                                   "read_at", "created_at"}));
+  EXPECT_EQ(keys(keep(serve.call("GET", "/notifications", {}, token)).json()), (std::set<std::string>{"items", "unread_count"}));
+  EXPECT_EQ(keys(notes[0]), (std::set<std::string>{"id", "user_id", "task_id", "type", "title", "message", "email", "event_id",
+                                                   "channels", "read", "read_at", "created_at"}));
+  EXPECT_EQ(keys(keep(serve.call("POST", "/notifications/read-all", {}, token)).json()), (std::set<std::string>{"marked"}));
   keep(serve.call("GET", "/openapi.json"));
 
   for (const auto& b : bodies) {

@@ -1216,6 +1216,72 @@ TEST_P(StoreTest, MarkNotificationReadIsIdempotentAndScopedToTheOwner) {
   EXPECT_TRUE(store_->list_notifications(alice.id, true, 10).empty());
 }
 
+TEST_P(StoreTest, CountUnreadNotificationsCountsOnlyTheUsersUnreadOnes) {
+  const std::string alice = events::new_event_id();
+  const std::string bob = events::new_event_id();
+  EXPECT_EQ(store_->count_unread_notifications(alice), 0) << "none yet";
+  std::vector<Notification> mine;
+  for (int i = 0; i < 205; ++i) {  // more than list_notifications ever returns: the count is not limited
+    mine.push_back(new_notification(alice, ts(i % 60)));
+    store_->create_notification("notify", mine.back());
+  }
+  for (int i = 0; i < 3; ++i) store_->create_notification("notify", new_notification(bob, ts(i)));
+  EXPECT_EQ(store_->count_unread_notifications(alice), 205);
+  EXPECT_EQ(store_->count_unread_notifications(bob), 3);
+  EXPECT_EQ(store_->count_unread_notifications(events::new_event_id()), 0);
+
+  ASSERT_TRUE(store_->mark_notification_read(alice, mine[0].id, ts(70)));
+  ASSERT_TRUE(store_->mark_notification_read(alice, mine[7].id, ts(71)));
+  ASSERT_TRUE(store_->mark_notification_read(alice, mine[7].id, ts(72)));  // again: still one read
+  EXPECT_EQ(store_->count_unread_notifications(alice), 203);
+  EXPECT_EQ(store_->count_unread_notifications(bob), 3) << "another user's reads change nothing";
+
+  // Stored already read (read_at given at creation): not counted.
+  auto read_one = new_notification(bob, ts(5));
+  read_one.read = true;
+  read_one.read_at = ts(6);
+  store_->create_notification("notify", read_one);
+  EXPECT_EQ(store_->count_unread_notifications(bob), 3);
+}
+
+TEST_P(StoreTest, MarkAllNotificationsReadMarksOnlyTheUsersUnreadOnes) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  std::vector<Notification> mine;
+  for (int i = 0; i < 5; ++i) {
+    mine.push_back(new_notification(alice.id, ts(i), {"in_app", "email"}));
+    store_->create_notification("notify", mine.back());
+  }
+  const auto bobs = new_notification(bob.id, ts(2));
+  store_->create_notification("notify", bobs);
+  ASSERT_TRUE(store_->mark_notification_read(alice.id, mine[1].id, ts(10)));
+
+  EXPECT_EQ(store_->mark_all_notifications_read(alice.id, ts(20)), 4u) << "the four unread ones";
+  EXPECT_EQ(store_->count_unread_notifications(alice.id), 0);
+  EXPECT_TRUE(store_->list_notifications(alice.id, true, 200).empty());
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    auto expected = mine[i];
+    expected.read = true;
+    expected.read_at = i == 1 ? ts(10) : ts(20);  // one read before keeps its read_at
+    EXPECT_EQ(store_->get_notification(mine[i].id), expected) << i;
+  }
+  EXPECT_EQ(store_->get_notification(bobs.id), bobs) << "another user's is never touched";
+  EXPECT_EQ(store_->count_unread_notifications(bob.id), 1);
+
+  EXPECT_EQ(store_->mark_all_notifications_read(alice.id, ts(30)), 0u) << "nothing left unread";
+  EXPECT_EQ(store_->get_notification(mine[0].id)->read_at, ts(20)) << "a second call changes no read_at";
+  EXPECT_EQ(store_->mark_all_notifications_read(events::new_event_id(), ts(30)), 0u) << "an unknown user";
+
+  // A notification that arrives afterwards is unread again, and the next call marks just it.
+  const auto later = new_notification(alice.id, ts(40));
+  store_->create_notification("notify", later);
+  EXPECT_EQ(store_->count_unread_notifications(alice.id), 1);
+  EXPECT_EQ(store_->mark_all_notifications_read(alice.id, ts(41)), 1u);
+  EXPECT_EQ(store_->get_notification(later.id)->read_at, ts(41));
+  EXPECT_EQ(store_->mark_all_notifications_read(bob.id, ts(42)), 1u);
+  EXPECT_EQ(store_->count_unread_notifications(bob.id), 0);
+}
+
 TEST_P(StoreTest, ConcurrentDeliveriesOfOneRequestCreateOneNotification) {
   constexpr int kThreads = 6;
   const auto request = new_notification(events::new_event_id(), ts(1), {"in_app", "email"});
