@@ -75,6 +75,11 @@ const std::map<std::string, json>& operations() {
     m["GET /static/{file}"] = {{"summary", "The web page's scripts and styles"}, {"security", json::array()},
                                {"parameters", json::array({{{"name", "file"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}})},
                                {"responses", {{"200", {{"description", "The file"}}}, {"404", problem("No such file")}}}};
+    m["GET /static/{folder}/{file}"] = {{"summary", "The web page's modules (web/js, web/vendor)"}, {"security", json::array()},
+                                        {"parameters", json::array({{{"name", "folder"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}},
+                                                                    {{"name", "file"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}})},
+                                        {"responses", {{"200", {{"description", "The file"}}}, {"304", {{"description", "Not modified (If-None-Match)"}}},
+                                                       {"404", problem("No such file")}}}};
     m["GET /ws"] = {{"summary", "WebSocket upgrade: Authorization: Bearer <token> or subprotocols [\"bearer\", <token>]; "
                                 "frames as in SPEC section 6"},
                     {"security", json::array()},
