@@ -135,6 +135,19 @@ run("edit", async (browser) => {
   await new Promise((r) => setTimeout(r, 500));
   check((await history(user, u.id, 2)).length === 2 && uHistory.every((i) => i.task?.title === "Renew passport"), "the history has no save from the cancelled edit");
 
+  // ---- deleted elsewhere during an edit -------------------------------------------------------
+  const v = await createTask(user, { title: "Fix the bike" });
+  await byId(a, v.id).waitFor();
+  await byId(a, v.id).locator("[data-control=edit]").click();
+  await byId(a, v.id).locator("[data-control=title]").fill("Fix the bike: new chain");
+  await call("DELETE", `/tasks/${v.id}`, { token: user.token });
+  await byId(a, v.id).locator(".conflict.gone").waitFor({ timeout: 5000 });
+  check((await byId(a, v.id).innerText()).includes("Fix the bike: new chain"), "a task deleted elsewhere during an edit: the page says so and keeps the text");
+  await byId(a, v.id).locator("[data-control=restore]").click();
+  await row(a, "Fix the bike: new chain").waitFor({ timeout: 5000 });
+  const restored = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.find((i) => i.title === "Fix the bike: new chain");
+  check(!!restored && restored.id !== v.id, "…and saves it as a new task on request");
+
   // ---- failures keep what was typed -----------------------------------------------------------
   await a.context().setOffline(true);
   await a.fill("#new-title", "Call the plumber");
@@ -154,6 +167,23 @@ run("edit", async (browser) => {
   await byId(a, u.id).locator("[data-control=save]").click();
   await byId(a, u.id).locator(".title", { hasText: "Renew passport, offline edit" }).waitFor({ timeout: 10000 });
   check(true, "back online, the same save went through");
+
+  // An add whose answer is lost on the way back (the server did create it): the page must not
+  // leave it in the box to be sent twice. The request really reaches the server; only the
+  // answer is cut off.
+  let cut = 0;
+  await a.route("**/tasks", async (route) => {
+    if (route.request().method() !== "POST" || cut++) return route.continue();
+    await route.fetch();
+    await route.abort("connectionreset");
+  });
+  await a.fill("#new-title", "Answer lost on the way");
+  await a.click("#add");
+  await a.locator(".toast", { hasText: "was added after all" }).waitFor({ timeout: 10000 });
+  const lost = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.filter((i) => i.title === "Answer lost on the way");
+  check(cut === 1 && lost.length === 1 && (await a.inputValue("#new-title")) === "",
+    "an add whose answer was cut off: the task arrived live, the page said so and emptied the box (one task on the server)");
+  await a.unroute("**/tasks");
 
   // ---- limits, and the server's 422 at its field ----------------------------------------------
   const before = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.length;

@@ -22,7 +22,7 @@ export const PAGE_SIZE = 100; // rows shown at a time, and tasks per API page
 export const UNDO_MS = 5000;
 const TOAST_MS = 6000;
 
-const emptyAdd = () => ({ title: "", description: "", priority: "medium", status: "todo", due: "", dueInvalid: false, expanded: false, busy: false, error: null, errors: {} });
+const emptyAdd = () => ({ title: "", description: "", priority: "medium", status: "todo", due: "", dueInvalid: false, expanded: false, busy: false, error: null, errors: {}, uncertain: null });
 
 export const state = {
   session: { phase: "starting", token: null, user: null, notice: "" }, // phase: starting | signed-out | signed-in | expired
@@ -120,6 +120,10 @@ function applyFrame(frame) {
   const r = model.applyFrame(state.tasks, frame);
   if (!r.kind) return;
   const draft = state.drafts.get(r.id);
+  if (r.kind === "created") {
+    rememberCreated(state.tasks.get(r.id));
+    settleUncertainAdd(state.tasks.get(r.id));
+  }
   if (r.kind === "deleted") {
     state.pending.delete(r.id);
     if (draft) draft.gone = true;
@@ -353,8 +357,14 @@ function restoreDrafts(userId) {
 
 /// The whole list, a page of PAGE_SIZE at a time along the API's cursor; the first page shows
 /// at once. Frames that arrive meanwhile are applied again over what was loaded.
+let loadAgain = false;
 export async function loadTasks() {
-  if (state.load.loading) return;
+  if (state.load.loading) {
+    // Asked again while loading (a resume the server could not serve): once more after.
+    loadAgain = true;
+    return;
+  }
+  loadAgain = false;
   const token = state.session.token;
   state.load = { loading: true, done: false, error: null };
   loadBuffer = [];
@@ -383,6 +393,7 @@ export async function loadTasks() {
   } finally {
     loadBuffer = null;
     emit();
+    if (loadAgain && state.session.token === token) loadTasks();
   }
 }
 
@@ -443,6 +454,7 @@ export async function addTask() {
   a.busy = true;
   a.error = null;
   emit();
+  const createdBefore = createdSeq;
   try {
     const task = await api.createTask(body);
     model.applyTask(state.tasks, task);
@@ -453,8 +465,34 @@ export async function addTask() {
     a.busy = false;
     if (err.kind === "validation" && err.field) a.errors = { [err.field]: err.message };
     else a.error = err.message;
+    // The answer may be what was lost, not the request: if the task shows up live, it was
+    // added after all (see applyFrame), and sending it again would add it twice.
+    if (err.kind === "network" || err.kind === "timeout" || err.kind === "server") {
+      a.uncertain = { title: body.title, at: Date.now() };
+      // Its frame may have come before the error did.
+      const arrived = recentCreated.find((c) => c.n > createdBefore && c.title === body.title);
+      if (arrived) settleUncertainAdd(arrived);
+    }
     emit();
   }
+}
+
+// Tasks created live, newest last (a few): an add that failed can find itself among them.
+let createdSeq = 0;
+const recentCreated = [];
+function rememberCreated(task) {
+  recentCreated.push({ n: ++createdSeq, title: task.title });
+  if (recentCreated.length > 20) recentCreated.shift();
+}
+
+/// A task created elsewhere with the title of an add whose answer was lost (within a minute):
+/// that add went through. Clear the box instead of letting it be sent twice.
+function settleUncertainAdd(task) {
+  const a = state.add;
+  if (!a.uncertain || Date.now() - a.uncertain.at > 60000) return;
+  if (task.title !== a.uncertain.title || a.title.trim() !== task.title) return;
+  state.add = { ...emptyAdd(), expanded: a.expanded };
+  toast(`“${task.title}” was added after all: its answer had been lost on the way.`);
 }
 
 // ---- editing ----------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ function Header({ signedIn }) {
         aria-label=${unread ? `Notifications, ${unread} unread` : "Notifications"} title="Notifications (B)" onClick=${() => store.openNotifications()}>
         <${Icon} name="bell" />${unread > 0 && html`<span class="badge" aria-hidden="true">${unread > 99 ? "99+" : unread}</span>`}
       </button>`}
-      <button type="button" id="shortcuts-button" class="icon-button" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" aria-haspopup="dialog"
-        onClick=${() => store.setShortcutsOpen(true)}><${Icon} name="keyboard" /></button>
+      ${signedIn &&
+      html`<button type="button" id="shortcuts-button" class="icon-button" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" aria-haspopup="dialog"
+        onClick=${() => store.setShortcutsOpen(true)}><${Icon} name="keyboard" /></button>`}
       ${signedIn && html`<button type="button" id="signout" class="secondary" onClick=${() => store.signOut()}>Sign out</button>`}
     </div>
     ${signedIn && state.confirmSignOut &&

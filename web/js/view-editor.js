@@ -48,6 +48,7 @@ function Form({ draft: d, task }) {
   };
   const elsewhere = d.changedElsewhere.filter((f) => model.FIELDS.includes(f));
   return html`<form class="editor" aria-label=${`Edit ${name}`} onSubmit=${submit} onKeyDown=${(e) => keys(e, id)} novalidate aria-busy=${d.saving ? "true" : "false"}>
+    <p class="editor-head" aria-hidden="true">Editing “${d.base.title}”</p>
     ${d.merge && html`<p class="notice" role="status">Merging: your changes are applied to the version saved elsewhere. Adjust, then save.</p>`}
     ${!d.merge && elsewhere.length > 0 &&
     html`<p class="notice" role="status">Changed elsewhere while you edit (${elsewhere.map((f) => model.FIELD_LABEL[f].toLowerCase()).join(", ")}).

@@ -3,7 +3,7 @@
 
 import * as store from "./store.js";
 import * as model from "./model.js";
-import { formatFull, formatWhen, localizeTimes, relative } from "./time.js";
+import { formatFull, formatWhen, inSentence, localizeTimes, relative } from "./time.js";
 import { Dialog, html, Icon, plural } from "./ui.js";
 import { shown } from "./view-editor.js";
 
@@ -51,7 +51,7 @@ function created(t) {
   const out = [html`<li>Title “${t.title}”</li>`];
   if (t.priority !== "medium") out.push(html`<li>Priority ${shown("priority", t.priority)}</li>`);
   if (t.status !== "todo") out.push(html`<li>Status ${shown("status", t.status)}</li>`);
-  if (t.due_at) out.push(html`<li>Due ${shown("due_at", t.due_at)}</li>`);
+  if (t.due_at) out.push(html`<li>Due ${inSentence(t.due_at, new Date(state.now))}</li>`);
   if (t.description) out.push(html`<li>Description “${excerpt(t.description)}”</li>`);
   return out;
 }
@@ -62,7 +62,7 @@ function change({ field, from, to }) {
   const label = model.FIELD_LABEL[field];
   if (field === "description") return !to ? "Removed the description" : html`${from ? "Changed the description to" : "Added a description:"} <ins>“${excerpt(to)}”</ins>`;
   if (field === "due_at" && !to) return `Removed the due date (was ${shown(field, from)})`;
-  if (field === "due_at" && !from) return `Set the due date to ${shown(field, to)}`;
+  if (field === "due_at" && !from) return `Set the due date: ${inSentence(to, new Date(state.now))}`;
   const q = field === "title" ? (v) => `“${v}”` : (v) => shown(field, v);
   return html`${label}: <del>${q(from)}</del> → <ins>${q(to)}</ins>`;
 }

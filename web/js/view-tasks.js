@@ -14,8 +14,10 @@ export function TaskScreen() {
   const pinned = new Set(state.drafts.keys());
   const rows = model.visible(state.tasks, state.view, hidden, pinned);
   const shown = rows.slice(0, state.view.shown);
-  // An open edit is never cut off by the page window.
+  // An open edit is never cut off by the page window, nor lost with its task: one deleted
+  // elsewhere stays on top, holding the text, until the user saves it as new or lets it go.
   for (const t of rows.slice(state.view.shown)) if (pinned.has(t.id)) shown.push(t);
+  for (const d of state.drafts.values()) if (d.gone && !state.tasks.has(d.id)) shown.unshift(d.base);
   const counts = model.counts(state.tasks, hidden);
   return html`
     <section class="add" aria-labelledby="add-heading">
