@@ -55,6 +55,16 @@ run("task", async (browser) => {
   check((await byId(page, late.id).getAttribute("class")).includes("overdue") && /Overdue/.test(await byId(page, late.id).innerText()), "a task past its due time is marked overdue");
   check((await byId(page, soon.id).getAttribute("class")).includes("soon") && /Due soon/.test(await byId(page, soon.id).innerText()), "a task due within a day is marked due soon");
 
+  // A double click on the checkbox: the second waits for the first answer (no stale If-Match).
+  const flip = byId(page, plain.id).locator("[data-control=check]");
+  await flip.click();
+  await flip.click();
+  await until(async () => (await call("GET", `/tasks/${plain.id}`, { token: user.token })).json.version === 3, 5000);
+  const flipped = (await call("GET", `/tasks/${plain.id}`, { token: user.token })).json;
+  await page.waitForTimeout(300);
+  check(flipped.status === "todo" && flipped.version === 3 && (await page.locator(".toast.error").count()) === 0 && !(await flip.isChecked()),
+    "two quick clicks on a checkbox: done then not done, in order, no conflict");
+
   // ---- filters with counts, search, sort ------------------------------------------------------
   await byId(page, plain.id).locator("[data-control=check]").check();
   await byId(page, plain.id).locator(".complete:checked").waitFor();

@@ -32,7 +32,9 @@ function draw() {
       return;
     }
   }
-  if (active && active !== document.body && active.isConnected && document.activeElement !== active) {
+  // Only focus that was dropped (to <body>), never focus a render moved on purpose (a dialog).
+  const dropped = !document.activeElement || document.activeElement === document.body;
+  if (dropped && active && active !== document.body && active.isConnected) {
     active.focus({ preventScroll: true });
     if (caret) {
       try {
@@ -75,7 +77,7 @@ document.addEventListener("keydown", (e) => {
     "/": () => store.focusNext({ selector: "#search" }),
     j: () => moveRow(1),
     k: () => moveRow(-1),
-    x: () => id && !editing && store.setStatus(id, state.tasks.get(id)?.status === "done" ? "todo" : "done"),
+    x: () => id && !editing && state.tasks.has(id) && store.setStatus(id, store.shownStatus(state.tasks.get(id)) === "done" ? "todo" : "done"),
     s: () => id && !editing && store.cycleStatus(id),
     e: () => id && store.startEdit(id),
     h: () => id && !editing && store.openHistory(id),

@@ -84,7 +84,7 @@ export function dismissToast(id) {
 
 // ---- the socket -------------------------------------------------------------------------------
 
-let loadBuffer = null; // frames that arrive while the list loads, applied again over it
+let loadBuffer = null; // frames that arrive while the list loads, applied again over it (one per load)
 const live = new LiveSocket({
   onFrame(frame) {
     if (frame.type === "notification") return liveNotification(frame.notification);
@@ -170,8 +170,13 @@ export async function boot() {
       restoreDrafts(sub);
       return expire();
     }
-    // The server is unreachable: show the sign-in page with the reason, keep the token.
+    // The server is unreachable: say so on the sign-in page, keep the stored token and try
+    // again in a few seconds (unless the user signs in meanwhile).
     state.session = { phase: "signed-out", token: null, user: null, notice: err.message };
+    setToken(null);
+    setTimeout(() => {
+      if (state.session.phase === "signed-out" && !state.auth.busy && localStorage.getItem(TOKEN_KEY) === token) boot();
+    }, 3000);
     emit();
   }
 }
@@ -367,7 +372,7 @@ export async function loadTasks() {
   loadAgain = false;
   const token = state.session.token;
   state.load = { loading: true, done: false, error: null };
-  loadBuffer = [];
+  const frames = (loadBuffer = []);
   emit();
   try {
     const loaded = new Map();
@@ -381,7 +386,7 @@ export async function loadTasks() {
       if (first || !cursor) {
         // Show what is here so far; tasks not loaded yet stay as they were.
         const merged = first && cursor ? new Map([...state.tasks, ...loaded]) : new Map(loaded);
-        for (const f of loadBuffer) model.applyFrame(merged, f);
+        for (const f of frames) model.applyFrame(merged, f);
         state.tasks = merged;
         first = false;
         emit();
@@ -391,7 +396,7 @@ export async function loadTasks() {
   } catch (err) {
     state.load = { loading: false, done: state.load.done, error: err.kind === "auth" ? null : err.message };
   } finally {
-    loadBuffer = null;
+    if (loadBuffer === frames) loadBuffer = null;
     emit();
     if (loadAgain && state.session.token === token) loadTasks();
   }
@@ -438,6 +443,7 @@ export function setAddField(field, value, { dueInvalid } = {}) {
 
 export async function addTask() {
   const a = state.add;
+  if (a.busy) return; // Enter pressed again while the first add is on its way
   const fields = { title: a.title, description: a.description, priority: a.priority, status: a.status };
   const due = fromLocalInput(a.due);
   const errors = model.validate(fields, { dueInvalid: a.dueInvalid || due === undefined });
@@ -458,8 +464,10 @@ export async function addTask() {
   try {
     const task = await api.createTask(body);
     model.applyTask(state.tasks, task);
-    const expanded = a.expanded;
-    state.add = { ...emptyAdd(), expanded };
+    if (state.add !== a) return; // signed out meanwhile
+    // Empty the form, unless the user already typed the next task while this one was sent.
+    const sent = a.title.trim() === body.title && (a.description || null) === (body.description ?? null);
+    state.add = sent ? { ...emptyAdd(), expanded: a.expanded } : { ...a, busy: false, error: null, errors: {}, uncertain: null };
     focusNext({ selector: "#new-title" });
   } catch (err) {
     a.busy = false;
@@ -640,7 +648,7 @@ export async function resolveConflict(id, choice) {
 /// The task was deleted elsewhere while edited: keep the text as a new task, or let it go.
 export async function restoreAsNew(id) {
   const d = state.drafts.get(id);
-  if (!d) return;
+  if (!d || d.saving) return;
   const f = model.normalise(draftFields(d));
   const body = { title: f.title, priority: f.priority, status: f.status };
   if (f.description) body.description = f.description;
@@ -670,25 +678,52 @@ export function discardDraft(id) {
 
 /// Sets a task's status (the checkbox, the shortcut). If-Match as for every PATCH: when the
 /// task changed elsewhere meanwhile, the page shows the latest and says so.
+/// The status the user last asked for, per task, while a change of it is on its way: the
+/// checkbox shows it at once, and a second click waits for the first answer instead of racing
+/// it with a stale If-Match.
+const statusWanted = new Map();
+export function shownStatus(task) {
+  return statusWanted.get(task.id) ?? task.status;
+}
+
 export async function setStatus(id, status) {
-  const task = state.tasks.get(id);
-  if (!task || task.status === status) return;
-  const next = neighbourAfterHiding(id, { ...task, status });
+  const first = state.tasks.get(id);
+  if (!first) return;
+  if (statusWanted.has(id)) {
+    statusWanted.set(id, status);
+    return emit();
+  }
+  if (first.status === status) return;
+  statusWanted.set(id, status);
+  const next = neighbourAfterHiding(id, { ...first, status });
+  emit();
   try {
-    const updated = await api.updateTask(id, { status }, task.version);
-    model.applyTask(state.tasks, updated);
-    focusNext(next ?? { id, control: "check" });
-  } catch (err) {
-    if (err.kind === "conflict") {
+    for (;;) {
+      const want = statusWanted.get(id);
+      const task = state.tasks.get(id);
+      if (!task || task.status === want) break;
       try {
-        model.applyTask(state.tasks, await api.getTask(id));
-      } catch {
-        // The list shows the latest when its frame arrives.
+        model.applyTask(state.tasks, await api.updateTask(id, { status: want }, task.version));
+      } catch (err) {
+        if (err.kind === "conflict") {
+          try {
+            model.applyTask(state.tasks, await api.getTask(id));
+          } catch {
+            // The list shows the latest when its frame arrives.
+          }
+          toast(`“${task.title}” was changed elsewhere just now; it shows the latest version. Try again if you still want it ${model.STATUS_LABEL[want].toLowerCase()}.`, { kind: "error" });
+        } else if (err.kind !== "auth") {
+          toast(`Could not change “${task.title}”: ${err.message}`, { kind: "error" });
+        }
+        return;
       }
-      toast(`“${task.title}” was changed elsewhere just now; it shows the latest version. Try again if you still want it ${model.STATUS_LABEL[status].toLowerCase()}.`, { kind: "error" });
-    } else if (err.kind !== "auth") {
-      toast(`Could not change “${task.title}”: ${err.message}`, { kind: "error" });
+      if (statusWanted.get(id) === want) {
+        focusNext(next ?? { id, control: "check" });
+        break;
+      }
     }
+  } finally {
+    statusWanted.delete(id);
     emit();
   }
 }

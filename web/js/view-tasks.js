@@ -145,7 +145,7 @@ function TaskRow({ task }) {
   if (draft) return html`<li class=${cls} data-task-id=${task.id}><${Editor} draft=${draft} task=${task} /></li>`;
   const name = `“${task.title}”`;
   return html`<li class=${cls} data-task-id=${task.id}>
-    <input type="checkbox" class="complete" data-control="check" checked=${task.status === "done"}
+    <input type="checkbox" class="complete" data-control="check" checked=${store.shownStatus(task) === "done"}
       aria-label=${`Complete ${name}`} onChange=${(e) => store.setStatus(task.id, e.currentTarget.checked ? "done" : "todo")} />
     <div class="body" onDblClick=${() => store.startEdit(task.id)}>
       <span class="title">${task.title}</span>
