@@ -185,6 +185,23 @@ run("edit", async (browser) => {
     "an add whose answer was cut off: the task arrived live, the page said so and emptied the box (one task on the server)");
   await a.unroute("**/tasks");
 
+  // A slow network: Enter twice on one title sends it once; the next title can be typed and
+  // added while the first is on its way; the box empties once both are in.
+  await a.route("**/tasks", async (route) => {
+    if (route.request().method() === "POST") await new Promise((r) => setTimeout(r, 700));
+    await route.continue();
+  });
+  await a.fill("#new-title", "Slow one");
+  await a.press("#new-title", "Enter");
+  await a.press("#new-title", "Enter");
+  await a.fill("#new-title", "Slow two");
+  await a.press("#new-title", "Enter");
+  await row(a, "Slow two").waitFor({ timeout: 10000 });
+  await until(async () => (await a.inputValue("#new-title")) === "", 5000);
+  await a.unroute("**/tasks");
+  const slow = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.filter((i) => i.title.startsWith("Slow "));
+  check(slow.length === 2 && (await a.inputValue("#new-title")) === "", "slow adds: Enter twice sent one task, the next one went meanwhile, the box emptied after both");
+
   // ---- limits, and the server's 422 at its field ----------------------------------------------
   const before = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.length;
   const long = "x".repeat(5000);

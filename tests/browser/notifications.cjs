@@ -71,7 +71,11 @@ run("notification", async (browser) => {
   await panel.locator("li.unread").nth(1).waitFor();
   await page.click("#mark-all-read");
   await until(async () => (await unread(user)) === 0, 5000);
-  check((await panel.locator("li.unread").count()) === 0 && (await unread(user)) === 0, "mark all read: none unread on the page or the server");
+  await until(async () => (await panel.locator("li.unread").count()) === 0, 5000);
+  const left = await panel.locator("li.unread").allInnerTexts();
+  const stored = (await call("GET", "/notifications?limit=50", { token: user.token })).json;
+  check(left.length === 0 && stored.unread_count === 0,
+    `mark all read: none unread on the page or the server (page: ${JSON.stringify(left)}; server: ${stored.unread_count} of ${stored.items.length})`);
   await page.keyboard.press("Escape");
 
   noErrors(page);

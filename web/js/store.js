@@ -116,6 +116,19 @@ const live = new LiveSocket({
 });
 export const liveSocket = live;
 
+/// A task from an API answer (this page's own change): into the list unless the list holds a
+/// newer version; remembered by a load in progress, whose older page must not undo it.
+function applyAnswer(task) {
+  if (loadBuffer) loadBuffer.push({ type: "answer", task });
+  return model.applyTask(state.tasks, task);
+}
+
+/// A frame or an answer remembered during a load, applied again over what was loaded.
+function replay(tasks, item) {
+  if (item.type === "answer") model.applyTask(tasks, item.task);
+  else model.applyFrame(tasks, item);
+}
+
 function applyFrame(frame) {
   const r = model.applyFrame(state.tasks, frame);
   if (!r.kind) return;
@@ -386,7 +399,7 @@ export async function loadTasks() {
       if (first || !cursor) {
         // Show what is here so far; tasks not loaded yet stay as they were.
         const merged = first && cursor ? new Map([...state.tasks, ...loaded]) : new Map(loaded);
-        for (const f of frames) model.applyFrame(merged, f);
+        for (const f of frames) replay(merged, f);
         state.tasks = merged;
         first = false;
         emit();
@@ -402,12 +415,22 @@ export async function loadTasks() {
   }
 }
 
+// An answer of GET /notifications is used only when no newer load started and no read state
+// changed (here or on the server) while it was on its way: a stale answer would show as unread
+// what was just marked read. readEpoch moves when a mark starts and when it is answered.
+let notificationLoads = 0;
+let readEpoch = 0;
+
 export async function loadNotifications() {
   const n = state.notifications;
+  const load = ++notificationLoads;
+  const epoch = readEpoch;
   n.loading = true;
   emit();
   try {
     const data = await api.notifications(50);
+    if (load !== notificationLoads || state.notifications !== n) return;
+    if (epoch !== readEpoch) return void setTimeout(loadNotifications, 0);
     n.items = data.items;
     n.unread = data.unread_count ?? data.items.filter((i) => !i.read).length;
     n.error = null;
@@ -424,7 +447,7 @@ export async function loadNotifications() {
   } catch (err) {
     n.error = err.kind === "auth" ? null : err.message;
   } finally {
-    n.loading = false;
+    if (load === notificationLoads) n.loading = false;
     emit();
   }
 }
@@ -441,9 +464,18 @@ export function setAddField(field, value, { dueInvalid } = {}) {
   emit();
 }
 
+/// Adds in flight, by body: the next task can be typed and added while one is on its way, but
+/// the same one pressed twice is sent once.
+const addsInFlight = new Set();
+
+/// Does the add box still hold what `body` sent?
+function boxHolds(body) {
+  const a = state.add;
+  return a.title.trim() === body.title && (a.description || null) === (body.description ?? null);
+}
+
 export async function addTask() {
   const a = state.add;
-  if (a.busy) return; // Enter pressed again while the first add is on its way
   const fields = { title: a.title, description: a.description, priority: a.priority, status: a.status };
   const due = fromLocalInput(a.due);
   const errors = model.validate(fields, { dueInvalid: a.dueInvalid || due === undefined });
@@ -457,31 +489,60 @@ export async function addTask() {
   const body = model.normalise({ ...fields, due_at: due });
   if (body.description === null) delete body.description;
   if (body.due_at === null) delete body.due_at;
+  const key = JSON.stringify(body);
+  if (addsInFlight.has(key)) return; // Enter pressed again while this very add is on its way
+  addsInFlight.add(key);
+  const session = state.session;
   a.busy = true;
   a.error = null;
   emit();
   const createdBefore = createdSeq;
   try {
     const task = await api.createTask(body);
-    model.applyTask(state.tasks, task);
-    if (state.add !== a) return; // signed out meanwhile
+    if (state.session !== session) return; // signed out meanwhile
+    applyAnswer(task);
     // Empty the form, unless the user already typed the next task while this one was sent.
-    const sent = a.title.trim() === body.title && (a.description || null) === (body.description ?? null);
-    state.add = sent ? { ...emptyAdd(), expanded: a.expanded } : { ...a, busy: false, error: null, errors: {}, uncertain: null };
+    if (boxHolds(body)) state.add = { ...emptyAdd(), expanded: state.add.expanded };
     focusNext({ selector: "#new-title" });
   } catch (err) {
-    a.busy = false;
-    if (err.kind === "validation" && err.field) a.errors = { [err.field]: err.message };
-    else a.error = err.message;
+    if (state.session !== session) return;
+    const now = state.add;
+    if (!boxHolds(body)) {
+      // The box holds the next task already: this one's text goes into the message, with a
+      // way to send it again, so nothing typed is lost.
+      failedAdd(body, err, createdBefore);
+      return;
+    }
+    if (err.kind === "validation" && err.field) now.errors = { [err.field]: err.message };
+    else now.error = err.message;
     // The answer may be what was lost, not the request: if the task shows up live, it was
     // added after all (see applyFrame), and sending it again would add it twice.
     if (err.kind === "network" || err.kind === "timeout" || err.kind === "server") {
-      a.uncertain = { title: body.title, at: Date.now() };
+      now.uncertain = { title: body.title, at: Date.now() };
       // Its frame may have come before the error did.
       const arrived = recentCreated.find((c) => c.n > createdBefore && c.title === body.title);
       if (arrived) settleUncertainAdd(arrived);
     }
+  } finally {
+    addsInFlight.delete(key);
+    state.add.busy = addsInFlight.size > 0;
     emit();
+  }
+}
+
+function failedAdd(body, err, createdBefore) {
+  toast(`“${body.title}” was not added: ${err.message}`, { kind: "error", timeout: 0, action: { label: "Retry", run: () => retryAdd(body, createdBefore) } });
+}
+
+async function retryAdd(body, createdBefore) {
+  // Its answer may have been lost while the task was made: then it has arrived live.
+  if (recentCreated.some((c) => c.n > createdBefore && c.title === body.title)) return toast(`“${body.title}” was added after all.`);
+  const since = createdSeq;
+  try {
+    applyAnswer(await api.createTask(body));
+    toast(`Added “${body.title}”.`);
+  } catch (err) {
+    failedAdd(body, err, since);
   }
 }
 
@@ -571,7 +632,7 @@ export async function saveEdit(id) {
   if (!Object.keys(body).length) {
     // Nothing to send: the edit closes without a request.
     state.drafts.delete(id);
-    if (d.merge) model.applyTask(state.tasks, d.merge);
+    if (d.merge) applyAnswer(d.merge);
     return focusNext({ id, control: "edit" });
   }
   await send(d, body, base.version);
@@ -583,7 +644,7 @@ async function send(d, body, version) {
   emit();
   try {
     const task = await api.updateTask(d.id, body, version);
-    model.applyTask(state.tasks, task);
+    applyAnswer(task);
     state.drafts.delete(d.id);
     focusNext({ id: d.id, control: "edit" });
   } catch (err) {
@@ -599,7 +660,7 @@ async function send(d, body, version) {
 async function openConflict(d) {
   try {
     const theirs = await api.getTask(d.id);
-    model.applyTask(state.tasks, theirs);
+    applyAnswer(theirs);
     d.conflict = { theirs };
     d.merge = null;
   } catch (err) {
@@ -657,7 +718,7 @@ export async function restoreAsNew(id) {
   emit();
   try {
     const task = await api.createTask(body);
-    model.applyTask(state.tasks, task);
+    applyAnswer(task);
     state.drafts.delete(id);
     toast(`Saved “${task.title}” as a new task.`);
     focusNext({ id: task.id, control: "edit" });
@@ -703,11 +764,11 @@ export async function setStatus(id, status) {
       const task = state.tasks.get(id);
       if (!task || task.status === want) break;
       try {
-        model.applyTask(state.tasks, await api.updateTask(id, { status: want }, task.version));
+        applyAnswer(await api.updateTask(id, { status: want }, task.version));
       } catch (err) {
         if (err.kind === "conflict") {
           try {
-            model.applyTask(state.tasks, await api.getTask(id));
+            applyAnswer(await api.getTask(id));
           } catch {
             // The list shows the latest when its frame arrives.
           }
@@ -814,6 +875,7 @@ async function commitBatch(batch, { keepalive = false } = {}) {
       }
       state.pending.delete(id);
       state.tasks.delete(id);
+      if (loadBuffer) loadBuffer.push({ type: "task_deleted", task_id: id, changes: { deleted: true } });
     }),
   );
   for (const { id } of failed) state.pending.delete(id);
@@ -927,9 +989,11 @@ export async function markRead(item) {
   }
   item.read = true;
   n.unread = Math.max(0, n.unread - 1);
+  readEpoch++;
   emit();
   try {
     const updated = await api.markRead(item.id);
+    readEpoch++;
     Object.assign(item, updated);
   } catch (err) {
     if (err.kind === "auth") return;
@@ -940,20 +1004,32 @@ export async function markRead(item) {
   emit();
 }
 
+/// Marks every notification read, at once on the page (back as it was if the server refuses).
 export async function markAllRead() {
   const n = state.notifications;
+  const before = { unread: n.unread, items: n.items.filter((i) => !i.read), live: n.live.filter((l) => !l.read) };
+  for (const i of before.items) i.read = true;
+  for (const l of before.live) {
+    l.read = true;
+    n.readLocally.add(l.event_id);
+  }
+  n.unread = 0;
+  readEpoch++;
+  emit();
   try {
     await api.markAllRead();
-    for (const i of n.items) i.read = true;
-    for (const l of n.live) {
-      l.read = true;
-      n.readLocally.add(l.event_id);
-    }
-    n.unread = 0;
   } catch (err) {
+    for (const i of before.items) i.read = false;
+    for (const l of before.live) {
+      l.read = false;
+      n.readLocally.delete(l.event_id);
+    }
+    n.unread = before.unread;
     if (err.kind !== "auth") toast(`Could not mark them read: ${err.message}`, { kind: "error" });
+  } finally {
+    readEpoch++;
+    emit();
   }
-  emit();
 }
 
 /// A notification about a task: close the panel and go to the task.

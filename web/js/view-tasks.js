@@ -83,7 +83,7 @@ function AddForm() {
       <div class="add-buttons">
         <button type="button" class="secondary" id="add-details-toggle" aria-expanded=${a.expanded ? "true" : "false"} aria-controls="add-details"
           onClick=${() => store.setAddField("expanded", !a.expanded)}>Details</button>
-        <button type="submit" id="add" disabled=${a.busy}>${a.busy ? "Adding…" : "Add"}</button>
+        <button type="submit" id="add">Add</button>
       </div>
     </div>
     <div id="add-details" class="details" hidden=${!a.expanded}>
