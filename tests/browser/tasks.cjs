@@ -115,8 +115,10 @@ run("task", async (browser) => {
   await byId(page, plain.id).waitFor();
   check((await counts()).done === 2, "U (undo) brought both back");
   await page.click("#clear-completed");
-  await until(async () => (await call("GET", `/tasks/${plain.id}`, { token: user.token })).status === 404, 10000);
-  check((await call("GET", `/tasks/${soon.id}`, { token: user.token })).status === 404, "cleared for real after the undo window");
+  // The batch's DELETEs go side by side: wait for both.
+  const gone = async (id) => (await call("GET", `/tasks/${id}`, { token: user.token })).status === 404;
+  await until(async () => (await gone(plain.id)) && (await gone(soon.id)), 10000);
+  check((await gone(plain.id)) && (await gone(soon.id)), "cleared for real after the undo window");
   check(JSON.stringify(await counts()) === JSON.stringify({ all: 1, active: 1, in_progress: 1, done: 0 }), "the counts follow");
 
   // ---- a long list, along the cursor ----------------------------------------------------------
