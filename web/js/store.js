@@ -491,6 +491,14 @@ export async function addTask() {
   if (body.due_at === null) delete body.due_at;
   const key = JSON.stringify(body);
   if (addsInFlight.has(key)) return; // Enter pressed again while this very add is on its way
+  // Sent again after an attempt whose answer was lost: if that one arrived live meanwhile, it
+  // went through; do not send it twice. Otherwise this attempt decides.
+  if (a.uncertain) {
+    const since = a.uncertain.since;
+    const arrived = recentCreated.find((c) => c.n > since && c.title === body.title);
+    if (arrived) return settleUncertainAdd(arrived);
+    a.uncertain = null;
+  }
   addsInFlight.add(key);
   const session = state.session;
   a.busy = true;
@@ -518,7 +526,7 @@ export async function addTask() {
     // The answer may be what was lost, not the request: if the task shows up live, it was
     // added after all (see applyFrame), and sending it again would add it twice.
     if (err.kind === "network" || err.kind === "timeout" || err.kind === "server") {
-      now.uncertain = { title: body.title, at: Date.now() };
+      now.uncertain = { title: body.title, at: Date.now(), since: createdBefore };
       // Its frame may have come before the error did.
       const arrived = recentCreated.find((c) => c.n > createdBefore && c.title === body.title);
       if (arrived) settleUncertainAdd(arrived);
