@@ -32,10 +32,20 @@ struct ApiContext {
   Metrics* metrics = nullptr;                 ///< for /metrics
   /// The WebSocket hub has its partitions; null where no hub runs (the worker).
   std::function<bool()> websocket_ready = {};
+  /// `serve --dev` with ADMIN_EMAILS empty: the first account registered is an operator.
+  bool first_account_is_operator = false;
 };
+
+/// The role every /admin route requires; tokens of ADMIN_EMAILS accounts carry it.
+inline constexpr const char* kOperatorRole = "operator";
+
+/// The roles a token for `user` carries (docs/operations.md, "Operators").
+std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user);
 
 /// Adds every route of section 4 this build serves, and the authenticator.
 void register_routes(http::Router& router, ApiContext& ctx);
+/// The operators' JSON API under /admin (every route needs the operator role).
+void register_admin_routes(http::Router& router, ApiContext& ctx);
 /// Only /healthz, /readyz, /metrics and /openapi.json (what `worker` serves).
 void register_operations_routes(http::Router& router, ApiContext& ctx);
 /// GET / (the web page from web/, or TASKSTREAM_WEB_DIR), GET /static/{file}, and GET /ws

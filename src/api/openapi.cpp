@@ -65,6 +65,9 @@ const std::map<std::string, json>& operations() {
     m["POST /notifications/read-all"] = {{"summary", "Mark all the caller's unread notifications read; no body is needed (one sent is ignored)"},
                                          {"responses", {{"200", answer("How many were unread and are now read (0 when none)", "ReadAllResult")},
                                                         {"401", problem("Not authenticated")}}}};
+    m["GET /admin/outbox"] = {{"summary", "Outbox and relay: rows waiting, age of the oldest, published and failed (operators only)"},
+                              {"responses", {{"200", answer("The outbox", "AdminOutbox")}, {"401", problem("Missing, bad or expired token")},
+                                             {"403", problem("The account is not an operator (ADMIN_EMAILS)")}}}};
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
@@ -141,6 +144,13 @@ json components() {
                                                                        {"properties", {{"channel", {{"type", "string"}, {"enum", {"in_app", "email", "sms"}}}},
                                                                                        {"status", {{"type", "string"}, {"enum", {"pending", "sent", "failed", "skipped"}}}},
                                                                                        {"detail", nullable_string}, {"updated_at", date_time}}}}}}}}}}},
+            {"AdminOutbox", {{"type", "object"},
+                             {"required", {"waiting", "oldest_waiting", "oldest_age_seconds", "relay"}},
+                             {"properties", {{"waiting", {{"type", "integer"}}}, {"oldest_waiting", nullable_date_time},
+                                             {"oldest_age_seconds", {{"type", "number"}}},
+                                             {"relay", {{"type", "object"}, {"nullable", true},
+                                                        {"properties", {{"published", {{"type", "integer"}}}, {"failed", {{"type", "integer"}}},
+                                                                        {"batches", {{"type", "integer"}}}, {"producer_restarts", {{"type", "integer"}}}}}}}}}}},
             {"NotificationList", {{"type", "object"},
                                   {"properties", {{"items", {{"type", "array"}, {"items", ref("Notification")}}},
                                                   {"unread_count", {{"type", "integer"}, {"minimum", 0},

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <mutex>
 
 #include "api/api.hpp"
 #include "api/body.hpp"
@@ -167,11 +168,12 @@ nlohmann::json notification_to_json(const storage::Notification& n) {
 }
 
 void register_routes(http::Router& router, ApiContext& ctx) {
-  router.set_authenticator([&ctx](const Request& req) -> std::string {
+  router.set_authenticator([&ctx](const Request& req) -> http::Principal {
     auto header = req.header("authorization");
     if (!header) throw HttpError(401, "not authenticated: send Authorization: Bearer <token>");
     try {
-      return ctx.jwt.verify(auth::bearer_token(*header));
+      auto claims = ctx.jwt.verify_claims(auth::bearer_token(*header));
+      return {std::move(claims.subject), std::move(claims.roles)};
     } catch (const auth::AuthError& e) {
       throw HttpError(401, std::string("invalid token: ") + e.what());
     }
@@ -216,22 +218,22 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       spdlog::warn("failed logins for one account over the limit");
       co_return too_many(d, "for this account");
     }
-    auto user_id = co_await http::offload(ctx.blocking_pool, [&]() -> std::optional<std::string> {
+    auto user = co_await http::offload(ctx.blocking_pool, [&]() -> std::optional<std::pair<std::string, std::vector<std::string>>> {
       auto user = ctx.store.find_user_by_email(email);
       // Verify against a fixed hash when the user is unknown, so timing does not tell
       // which emails are registered.
       static const std::string dummy = auth::hash_password("taskstream-dummy-password");
       bool ok = auth::verify_password(user ? user->password_hash : dummy, password);
       if (!user || !ok) return std::nullopt;
-      return user->id;
+      return std::pair{user->id, roles_of(ctx, *user)};
     });
-    if (user_id) limits->per_account.refund(email);
-    if (!user_id) {
+    if (user) limits->per_account.refund(email);
+    if (!user) {
       auto r = Response::problem(401, "incorrect email or password");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       co_return r;
     }
-    co_return Response::json(200, {{"access_token", ctx.jwt.issue(*user_id)}, {"token_type", "bearer"}, {"expires_in", ctx.jwt.ttl().count()}});
+    co_return Response::json(200, {{"access_token", ctx.jwt.issue(user->first, user->second)}, {"token_type", "bearer"}, {"expires_in", ctx.jwt.ttl().count()}});
   });
 
   router.add({"GET", "/users/me", true, "The caller's account"}, [&ctx](Request& req) -> awaitable<Response> {
@@ -399,7 +401,23 @@ void register_routes(http::Router& router, ApiContext& ctx) {
   });
 
   register_operations_routes(router, ctx);
+  register_admin_routes(router, ctx);
   register_web_routes(router);
+}
+
+std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user) {
+  const auto& admins = ctx.settings.admin_emails;
+  if (std::find(admins.begin(), admins.end(), user.email) != admins.end()) return {kOperatorRole};
+  if (ctx.first_account_is_operator) {
+    // The first account never changes (there is no account deletion): remember it.
+    static std::once_flag logged;
+    auto first = ctx.store.first_user();
+    if (first && first->id == user.id) {
+      std::call_once(logged, [&] { spdlog::warn("--dev: {} is an operator, as the first account (set ADMIN_EMAILS to choose operators)", user.email); });
+      return {kOperatorRole};
+    }
+  }
+  return {};
 }
 
 void register_operations_routes(http::Router& router, ApiContext& ctx) {

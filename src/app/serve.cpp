@@ -193,6 +193,8 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(relay.stats().producer_restarts); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
+  ctx.first_account_is_operator = options.dev && settings.admin_emails.empty();
+  if (ctx.first_account_is_operator) spdlog::warn("--dev without ADMIN_EMAILS: the first account registered is an operator (/admin, /console)");
 
   http::Router router;
   api::register_routes(router, ctx);

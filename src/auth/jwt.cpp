@@ -72,7 +72,14 @@ std::string JwtCodec::issue(std::string_view subject) const {
 }
 
 std::string JwtCodec::issue(std::string_view subject, std::chrono::system_clock::time_point now) const {
+  return issue(subject, {}, now);
+}
+
+std::string JwtCodec::issue(std::string_view subject, const std::vector<std::string>& roles,
+                            std::chrono::system_clock::time_point now) const {
   if (subject.empty()) throw std::invalid_argument("JWT subject must not be empty");
+  for (const auto& r : roles)
+    if (r.empty()) throw std::invalid_argument("JWT role must not be empty");
   const long iat = static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
   const std::string sub{subject};
 
@@ -85,6 +92,8 @@ std::string JwtCodec::issue(std::string_view subject, std::chrono::system_clock:
       jwt_add_grant_int(token.get(), "exp", iat + static_cast<long>(ttl_.count())) != 0) {
     throw std::runtime_error("building the JWT failed");
   }
+  if (!roles.empty() && jwt_add_grants_json(token.get(), nlohmann::json{{"roles", roles}}.dump().c_str()) != 0)
+    throw std::runtime_error("building the JWT failed");
   std::unique_ptr<char, FreeDeleter> encoded{jwt_encode_str(token.get())};
   if (!encoded) throw std::runtime_error("jwt_encode_str failed");
   return std::string{encoded.get()};
@@ -163,7 +172,19 @@ JwtCodec::Claims JwtCodec::verify_uncached(std::string_view token, std::chrono::
 
   const char* sub = jwt_get_grant(decoded.get(), "sub");
   if (sub == nullptr || *sub == '\0') throw AuthError("missing sub");
-  return Claims{std::string{sub}, std::chrono::system_clock::time_point(std::chrono::seconds(exp))};
+
+  // roles: optional; when present, an array of strings (from the verified payload).
+  std::vector<std::string> roles;
+  std::unique_ptr<char, FreeDeleter> roles_json{jwt_get_grants_json(decoded.get(), "roles")};
+  if (roles_json) {
+    const auto value = nlohmann::json::parse(roles_json.get(), nullptr, false);
+    if (!value.is_array()) throw AuthError("bad roles");
+    for (const auto& r : value) {
+      if (!r.is_string()) throw AuthError("bad roles");
+      roles.push_back(r.get<std::string>());
+    }
+  }
+  return Claims{std::string{sub}, std::chrono::system_clock::time_point(std::chrono::seconds(exp)), std::move(roles)};
 }
 
 std::string bearer_token(std::string_view value) {

@@ -1,5 +1,7 @@
 #pragma once
-// Access tokens: HS256 JWTs carrying `sub` (the user id), `iat` and `exp`, through libjwt.
+// Access tokens: HS256 JWTs carrying `sub` (the user id), `iat`, `exp` and, for operators,
+// `roles` (["operator"]), through libjwt. A role counts only because the signature covers it:
+// a token whose roles were edited fails the signature check like any other edit.
 // Only HS256 is accepted: a token whose header names another alg ("none", HS512, RS256, ...)
 // is refused before its signature is even looked at, so no key confusion is possible.
 // A token carrying `nbf` (not before; we never issue one, another issuer sharing the secret
@@ -20,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace taskstream::auth {
 
@@ -45,11 +48,15 @@ class JwtCodec final {
   std::string issue(std::string_view subject) const;
   /// Same, with an explicit clock (tests, replay tools).
   std::string issue(std::string_view subject, std::chrono::system_clock::time_point now) const;
+  /// A token carrying `roles` (none: no claim at all). Throws std::invalid_argument for an
+  /// empty role name.
+  std::string issue(std::string_view subject, const std::vector<std::string>& roles,
+                    std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 
   /// Returns the token's `sub`, or throws AuthError with one of: "malformed token",
   /// "unsupported alg", "bad signature", "missing exp", "token expired", "bad nbf" (present
   /// but not an integer), "token not yet valid" (nbf beyond now + kNotBeforeLeeway),
-  /// "missing sub".
+  /// "missing sub", "bad roles" (present but not an array of strings).
   std::string verify(std::string_view token) const;
   /// Same, judging expiry at `now`.
   std::string verify(std::string_view token, std::chrono::system_clock::time_point now) const;
@@ -57,6 +64,12 @@ class JwtCodec final {
   struct Claims {
     std::string subject;
     std::chrono::system_clock::time_point expires;
+    std::vector<std::string> roles;  ///< from the signed `roles` claim; empty when absent
+    bool has_role(std::string_view role) const noexcept {
+      for (const auto& r : roles)
+        if (r == role) return true;
+      return false;
+    }
   };
   /// verify(), also returning when the token expires (a WebSocket closes then).
   Claims verify_claims(std::string_view token,

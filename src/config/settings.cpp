@@ -269,6 +269,15 @@ Settings Settings::load(const EnvMap& env) {
     s.jwt_secret = *v;
   }
   if (const auto* v = find(env, "CORS_ORIGINS")) s.cors_origins = split_list(*v);
+  if (const auto* v = find(env, "ADMIN_EMAILS")) {
+    for (auto email : split_list(*v)) {
+      std::transform(email.begin(), email.end(), email.begin(), [](unsigned char c) { return std::tolower(c); });
+      const auto at = email.find('@');
+      if (at == std::string::npos || at == 0 || at + 1 == email.size() || email.find_first_of(" \t") != std::string::npos)
+        throw ConfigError("ADMIN_EMAILS", "'" + email + "' is not an email address; allowed: a comma-separated list of emails");
+      s.admin_emails.push_back(std::move(email));
+    }
+  }
   read_int(env, "AUTH_RATE_LIMIT_PER_ADDRESS", s.auth_rate_limit_per_address, 0, 1'000'000);
   read_int(env, "AUTH_RATE_LIMIT_PER_ACCOUNT", s.auth_rate_limit_per_account, 0, 1'000'000);
 
@@ -315,6 +324,8 @@ std::vector<std::pair<std::string, std::string>> Settings::describe() const {
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   std::string cors;
   for (const auto& o : cors_origins) cors += (cors.empty() ? "" : ",") + o;
+  std::string admins;
+  for (const auto& e : admin_emails) admins += (admins.empty() ? "" : ",") + e;
   return {
       {"KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap_servers},
       {"KAFKA_SECURITY_PROTOCOL", std::string(to_string(kafka_security_protocol))},
@@ -339,6 +350,7 @@ std::vector<std::pair<std::string, std::string>> Settings::describe() const {
       {"HTTP_PORT", std::to_string(http_port)},
       {"JWT_SECRET", jwt_secret ? std::string(kMasked) : std::string()},
       {"CORS_ORIGINS", cors},
+      {"ADMIN_EMAILS", admins},
       {"AUTH_RATE_LIMIT_PER_ADDRESS", std::to_string(auth_rate_limit_per_address)},
       {"AUTH_RATE_LIMIT_PER_ACCOUNT", std::to_string(auth_rate_limit_per_account)},
       {"EMAIL_NOTIFICATIONS_ENABLED", b(email_notifications_enabled)},

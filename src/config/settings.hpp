@@ -81,6 +81,9 @@ struct Settings {
   std::uint16_t http_port = 8000;
   std::optional<std::string> jwt_secret;  // secret; required by `serve` (checked there)
   std::vector<std::string> cors_origins;
+  /// ADMIN_EMAILS: accounts (lower-cased emails) that are operators: their tokens carry the
+  /// `operator` role, which every /admin route requires. Empty: nobody (but see serve --dev).
+  std::vector<std::string> admin_emails;
   /// POST /auth/token attempts per minute (token bucket, burst of the same size); 0: no limit.
   /// Per client address (the TCP peer; IPv6 by /64), every attempt counts; per account
   /// (the email), failed attempts only. Beyond either: 429 with Retry-After.

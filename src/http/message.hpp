@@ -27,6 +27,7 @@ struct Request {
   std::string remote;  ///< peer address
   std::string request_id;  ///< X-Request-Id if sent, else generated
   std::string user_id;     ///< set by the router after authentication (routes that need it)
+  std::vector<std::string> roles;  ///< the roles the caller's token grants (same)
 
   /// First header `name` (case-insensitive), if present.
   std::optional<std::string_view> header(std::string_view name) const;

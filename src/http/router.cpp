@@ -122,8 +122,12 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* rou
         co_return Response::problem(500, "internal server error");
       }
       authenticating = true;
-      req.user_id = authenticator_(req);
+      auto who = authenticator_(req);
       authenticating = false;
+      req.user_id = std::move(who.user_id);
+      req.roles = std::move(who.roles);
+      if (!route.role.empty() && std::find(req.roles.begin(), req.roles.end(), route.role) == req.roles.end())
+        throw HttpError(403, "forbidden: this route is for accounts with the " + route.role + " role");
     }
     res = co_await handlers_[*best](req);
   } catch (const HttpError& e) {

@@ -15,15 +15,25 @@ namespace taskstream::http {
 
 using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
 
-/// Checks the Authorization header of a request to a protected route: returns the user id,
-/// or throws HttpError(401, ...).
-using Authenticator = std::function<std::string(const Request&)>;
+/// Who a request comes from: the user id and the roles its (verified) token grants.
+struct Principal {
+  Principal(std::string id = {}, std::vector<std::string> r = {}) : user_id(std::move(id)), roles(std::move(r)) {}
+  std::string user_id;
+  std::vector<std::string> roles;
+};
+
+/// Checks the Authorization header of a request to a protected route: returns who it is
+/// (a user id converts), or throws HttpError(401, ...).
+using Authenticator = std::function<Principal(const Request&)>;
 
 struct Route {
   std::string method;
   std::string pattern;
   bool requires_auth = true;
   std::string summary;  ///< for the OpenAPI description and logs
+  /// A role the caller's token must grant ("operator" for /admin routes); empty: any user.
+  /// Missing: 403, checked on every request after the 401 checks.
+  std::string role = {};
 };
 
 class Router final {

@@ -677,6 +677,12 @@ std::optional<User> PostgresStore::find_user(const std::string& id) {
   });
 }
 
+std::optional<User> PostgresStore::first_user() {
+  return impl_->read([&](Connection& conn) {
+    return read_user(conn.query("SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id LIMIT 1"));
+  });
+}
+
 ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& events) {
   return impl_->write([&](Connection& conn) {
     conn.query(fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns),

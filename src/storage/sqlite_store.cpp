@@ -804,6 +804,14 @@ std::optional<User> SqliteStore::find_user(const std::string& id) {
   });
 }
 
+std::optional<User> SqliteStore::first_user() {
+  return impl_->read([&](Connection& conn) -> std::optional<User> {
+    Statement s(conn, "SELECT id, email, password_hash, created_at FROM users ORDER BY created_at, id LIMIT 1");
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  });
+}
+
 ChangeResult SqliteStore::create_task(const Task& task, const EventFactory& events) {
   return impl_->write([&](Connection& conn) {
     Statement insert(conn, fmt::format("INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

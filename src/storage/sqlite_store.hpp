@@ -41,6 +41,7 @@ class SqliteStore final : public Store {
   std::optional<User> create_user(const std::string& email, const std::string& password_hash) override;
   std::optional<User> find_user_by_email(const std::string& email) override;
   std::optional<User> find_user(const std::string& id) override;
+  std::optional<User> first_user() override;
 
   ChangeResult create_task(const Task& task, const EventFactory& events) override;
   ChangeResult update_task(const std::string& user_id, const std::string& task_id,

@@ -162,6 +162,9 @@ class Store {
   virtual std::optional<User> create_user(const std::string& email, const std::string& password_hash) = 0;
   virtual std::optional<User> find_user_by_email(const std::string& email) = 0;
   virtual std::optional<User> find_user(const std::string& id) = 0;
+  /// The account registered first (ids are time-ordered UUIDv7), if any: `serve --dev`
+  /// without ADMIN_EMAILS makes it an operator.
+  virtual std::optional<User> first_user() = 0;
 
   // ---- tasks (always scoped to the owner: another user's task is not_found)
   /// Inserts `task` (id, timestamps, version=1 filled by the caller) and its events.

@@ -361,6 +361,14 @@ TEST_P(StoreTest, UsersAreUniqueIgnoringCase) {
   EXPECT_TRUE(store_->create_user("bob@example.com", "h").has_value());
 }
 
+TEST_P(StoreTest, FirstUserIsTheEarliestRegistered) {
+  EXPECT_FALSE(store_->first_user().has_value());
+  const auto first = add_user("first@example.com");
+  add_user("second@example.com");
+  add_user("third@example.com");
+  EXPECT_EQ(store_->first_user(), first);
+}
+
 // ---- tasks
 
 TEST_P(StoreTest, CreateAndGetAreScopedToTheOwner) {

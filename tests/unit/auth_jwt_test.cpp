@@ -72,6 +72,31 @@ TEST(Jwt, TamperedTokenIsBadSignature) {
   EXPECT_EQ(reason(other, token), "bad signature");
 }
 
+TEST(Jwt, RolesAreSignedClaims) {
+  JwtCodec codec{kSecret};
+  const auto op = codec.verify_claims(codec.issue("ops-1", {"operator"}));
+  EXPECT_EQ(op.subject, "ops-1");
+  EXPECT_TRUE(op.has_role("operator"));
+  const auto plain = codec.verify_claims(codec.issue("user-1"));
+  EXPECT_TRUE(plain.roles.empty());
+  EXPECT_FALSE(plain.has_role("operator"));
+  EXPECT_THROW(codec.issue("u", std::vector<std::string>{""}), std::invalid_argument);
+
+  // A user's own token with "roles" written into its payload, keeping its signature.
+  const auto token = codec.issue("user-1");
+  const auto forged_payload = craft(kHs256, {{"sub", "user-1"}, {"exp", now_s() + 3600}, {"roles", {"operator"}}}, Sig::hs256, "a different secret of 32 bytes or more");
+  const auto dot1 = token.find('.');
+  const auto swapped = token.substr(0, dot1) + forged_payload.substr(forged_payload.find('.'), forged_payload.rfind('.') - forged_payload.find('.')) +
+                       token.substr(token.rfind('.'));
+  EXPECT_EQ(reason(codec, swapped), "bad signature");
+  // Signed with another secret.
+  EXPECT_EQ(reason(codec, forged_payload), "bad signature");
+  // Signed with ours, but roles that are not a list of names.
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u"}, {"exp", now_s() + 60}, {"roles", "operator"}})), "bad roles");
+  EXPECT_EQ(reason(codec, craft(kHs256, {{"sub", "u"}, {"exp", now_s() + 60}, {"roles", {1}}})), "bad roles");
+  EXPECT_TRUE(codec.verify_claims(craft(kHs256, {{"sub", "u"}, {"exp", now_s() + 60}, {"roles", {"operator"}}})).has_role("operator"));
+}
+
 TEST(Jwt, AlgNoneIsRefused) {
   JwtCodec codec{kSecret};
   const auto token = craft({{"alg", "none"}, {"typ", "JWT"}}, {{"sub", "admin"}, {"exp", now_s() + 3600}}, Sig::none);

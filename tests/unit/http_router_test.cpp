@@ -153,6 +153,35 @@ TEST(HttpRouter, AuthenticatedRouteGetsUserIdOr401) {
   EXPECT_EQ(res.headers[0].first, "WWW-Authenticate");
 }
 
+TEST(HttpRouter, RouteWithARoleIs403WithoutItAnd401BeforeThat) {
+  Router router;
+  router.add(Route{"GET", "/admin/x", true, "operators", "operator"}, echo("admin"));
+  router.set_authenticator([](const Request& req) -> Principal {
+    auto h = req.header("Authorization");
+    if (!h) throw HttpError(401, "not authenticated");
+    if (*h == "Bearer op") return {"ops-1", {"operator"}};
+    if (*h == "Bearer other") return {"user-2", {"auditor"}};
+    return {"user-1"};
+  });
+  auto with = [](std::string auth) {
+    auto req = make("GET", "/admin/x");
+    if (!auth.empty()) req.headers.emplace_back("authorization", std::move(auth));
+    return req;
+  };
+  auto req = with("");
+  EXPECT_EQ(dispatch(router, req).status, 401);
+  req = with("Bearer user");
+  auto res = dispatch(router, req);
+  EXPECT_EQ(res.status, 403);
+  EXPECT_EQ(body(res)["detail"], "forbidden: this route is for accounts with the operator role");
+  req = with("Bearer other");
+  EXPECT_EQ(dispatch(router, req).status, 403);
+  req = with("Bearer op");
+  res = dispatch(router, req);
+  ASSERT_EQ(res.status, 200);
+  EXPECT_EQ(body(res)["user"], "ops-1");
+}
+
 TEST(HttpRouter, ProtectedRouteWithoutAuthenticatorIs500) {
   Router router;
   bool ran = false;

@@ -127,6 +127,18 @@ TEST(Settings, BadNumbers) {
   expect_error({{"KAFKA_PRODUCER_LINGER_MS", "-5"}}, "KAFKA_PRODUCER_LINGER_MS");
 }
 
+TEST(Settings, AdminEmailsAreAListOfEmailsInLowerCase) {
+  EXPECT_TRUE(Settings::load({}).admin_emails.empty());
+  auto s = Settings::load({{"ADMIN_EMAILS", " Ops@Example.com, ,second@example.org "}});
+  EXPECT_EQ(s.admin_emails, (std::vector<std::string>{"ops@example.com", "second@example.org"}));
+  bool listed = false;
+  for (const auto& [k, v] : s.describe())
+    if (k == "ADMIN_EMAILS") listed = v == "ops@example.com,second@example.org";
+  EXPECT_TRUE(listed);
+  expect_error({{"ADMIN_EMAILS", "ops@example.com,root"}}, "ADMIN_EMAILS", "'root' is not an email address");
+  expect_error({{"ADMIN_EMAILS", "@example.com"}}, "ADMIN_EMAILS");
+}
+
 TEST(Settings, BadBooleans) {
   expect_error({{"KAFKA_ENABLED", "maybe"}}, "KAFKA_ENABLED", "allowed: true, false");
   expect_error({{"EMAIL_NOTIFICATIONS_ENABLED", "2"}}, "EMAIL_NOTIFICATIONS_ENABLED");
