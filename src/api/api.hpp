@@ -18,6 +18,10 @@ namespace taskstream::outbox {
 class Relay;
 }
 
+namespace taskstream::ops {
+class Monitor;
+}
+
 namespace taskstream::api {
 
 class Metrics;
@@ -34,6 +38,11 @@ struct ApiContext {
   std::function<bool()> websocket_ready = {};
   /// `serve --dev` with ADMIN_EMAILS empty: the first account registered is an operator.
   bool first_account_is_operator = false;
+  /// The console's figures (groups, topics, outbox, HTTP); null where none is sampled.
+  ops::Monitor* monitor = nullptr;
+  /// Runs the /admin routes' blocking Kafka work (reading a DLQ, redrive); never the DB's pool.
+  /// Null: blocking_pool does it.
+  boost::asio::thread_pool* kafka_pool = nullptr;
 };
 
 /// The role every /admin route requires; tokens of ADMIN_EMAILS accounts carry it.

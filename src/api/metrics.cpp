@@ -15,6 +15,21 @@ void Metrics::observe_request(const std::string& method, const std::string& rout
   h.sum += secs;
 }
 
+std::map<std::pair<std::string, std::string>, Metrics::RouteTotals> Metrics::route_totals() const {
+  std::map<std::pair<std::string, std::string>, RouteTotals> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [k, h] : latency_) {
+    auto& t = out[{std::get<0>(k), std::get<1>(k)}];
+    const int status = std::get<2>(k);
+    t.count += h.count;
+    if (status >= 500) t.server_errors += h.count;
+    else if (status >= 400) t.client_errors += h.count;
+    for (std::size_t i = 0; i < kBucketCount; ++i) t.buckets[i] += h.buckets[i];
+    t.sum += h.sum;
+  }
+  return out;
+}
+
 void Metrics::add_collector(std::function<void(std::string&)> write) {
   std::lock_guard lock(mutex_);
   collectors_.push_back(std::move(write));

@@ -27,8 +27,20 @@ class Metrics final {
   /// The Prometheus text exposition.
   std::string render() const;
 
+  static constexpr std::size_t kBucketCount = 12;
+  /// Upper bounds (seconds) of the latency buckets; `RouteTotals::buckets[i]` counts the
+  /// requests that took at most `bucket_bounds()[i]` (cumulative, as Prometheus does).
+  static const std::array<double, kBucketCount>& bucket_bounds() noexcept { return kBuckets; }
+  struct RouteTotals {
+    std::uint64_t count = 0, client_errors = 0, server_errors = 0;  ///< all, 4xx, 5xx
+    std::array<std::uint64_t, kBucketCount> buckets{};
+    double sum = 0;
+  };
+  /// Counters since start per (method, route), all statuses together (the console's HTTP view).
+  std::map<std::pair<std::string, std::string>, RouteTotals> route_totals() const;
+
  private:
-  static constexpr std::array<double, 12> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  static constexpr std::array<double, kBucketCount> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
   struct Histogram {
     std::array<std::uint64_t, kBuckets.size()> buckets{};
     std::uint64_t count = 0;

@@ -65,9 +65,63 @@ const std::map<std::string, json>& operations() {
     m["POST /notifications/read-all"] = {{"summary", "Mark all the caller's unread notifications read; no body is needed (one sent is ignored)"},
                                          {"responses", {{"200", answer("How many were unread and are now read (0 when none)", "ReadAllResult")},
                                                         {"401", problem("Not authenticated")}}}};
-    m["GET /admin/outbox"] = {{"summary", "Outbox and relay: rows waiting, age of the oldest, published and failed (operators only)"},
-                              {"responses", {{"200", answer("The outbox", "AdminOutbox")}, {"401", problem("Missing, bad or expired token")},
-                                             {"403", problem("The account is not an operator (ADMIN_EMAILS)")}}}};
+    auto admin_view = [&](const char* summary, const char* schema) {
+      return json{{"summary", summary},
+                  {"responses", {{"200", answer("The figures of the last sample (taken every few seconds by this instance)", schema)},
+                                 {"401", problem("Missing, bad or expired token")},
+                                 {"403", problem("The account is not an operator (ADMIN_EMAILS)")},
+                                 {"503", problem("This process samples no figures")}}}};
+    };
+    m["GET /admin/outbox"] = admin_view("Outbox and relay: rows waiting, age of the oldest, publish rate, last error, lease, restarts (operators only)",
+                                        "AdminOutbox");
+    m["GET /admin/overview"] = admin_view("The pipeline at a glance: REST, outbox, relay, topics, consumer groups, with rates and health (operators only)",
+                                          "AdminView");
+    m["GET /admin/groups"] = admin_view("Consumer groups from Kafka: state, members, assignment, committed/end offsets, lag and its last 15 minutes "
+                                        "(operators only)",
+                                        "AdminView");
+    m["GET /admin/topics"] = admin_view("Topics: partitions, leader, replicas, ISR, under-replicated, messages per second (operators only)", "AdminView");
+    auto operators_only = [&](json op) {
+      op["responses"]["401"] = problem("Missing, bad or expired token");
+      op["responses"]["403"] = problem("The account is not an operator (ADMIN_EMAILS)");
+      return op;
+    };
+    auto limit_param = [](int max) {
+      return json{{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", max}}}};
+    };
+    json topic_param = {{"name", "topic"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}},
+                        {"description", "a service topic (task-events, task-updates, notification.request), with or without .dlq"}};
+    m["GET /admin/dlq/{topic}"] = operators_only(
+        {{"summary", "Dead letters of a topic's .dlq: the newest `limit` that match `filter` (operators only)"},
+         {"parameters", json::array({topic_param,
+                                     {{"name", "filter"}, {"in", "query"}, {"schema", {{"type", "string"}}},
+                                      {"description", "FIELD=VALUE on a header (reason, error_class, any name) or key=<message key>"}},
+                                     limit_param(1000)})},
+         {"responses", {{"200", answer("The letters", "AdminDeadLetters")}, {"404", problem("Not a service topic, or its .dlq does not exist")},
+                        {"422", problem("A filter or limit that does not parse")}, {"503", problem("Kafka is unreachable or disabled")}}}});
+    m["POST /admin/dlq/{topic}/redrive"] = operators_only(
+        {{"summary", "Send a topic's dead letters back to it, once (the same position as `taskstream dlq redrive`); dry_run lists what would "
+                     "go. Logged in /admin/actions (operators only)"},
+         {"parameters", json::array({topic_param})},
+         {"requestBody", {{"required", false},
+                          {"content", {{"application/json", {{"schema", {{"type", "object"}, {"additionalProperties", false},
+                                                                         {"properties", {{"filter", {{"type", "string"}}},
+                                                                                         {"dry_run", {{"type", "boolean"}}}}}}}}}}}}},
+         {"responses", {{"200", answer("How many were read, matched and sent; the letters that matched", "AdminRedrive")},
+                        {"404", problem("Not a service topic, or its .dlq does not exist")},
+                        {"409", problem("A redrive is running in this instance")},
+                        {"422", problem("A body, filter or dry_run that does not parse")},
+                        {"503", problem("Kafka is unreachable or disabled")}}}});
+    m["GET /admin/actions"] = operators_only({{"summary", "What operators did (redrives, dry runs, email retries), newest first (operators only)"},
+                                             {"parameters", json::array({limit_param(500)})},
+                                             {"responses", {{"200", answer("The action log", "AdminActions")}, {"422", problem("A limit that does not parse")}}}});
+    m["GET /admin/email"] = operators_only({{"summary", "The email queue: pending and failed emails, next attempts (operators only)"},
+                                           {"parameters", json::array({limit_param(500)})},
+                                           {"responses", {{"200", answer("The queue", "AdminEmailQueue")}, {"422", problem("A limit that does not parse")}}}});
+    m["POST /admin/email/{id}/retry"] = operators_only({{"summary", "Retry a pending or failed email now (never one that was sent) (operators only)"},
+                                                       {"parameters", id_param()},
+                                                       {"responses", {{"200", answer("Pending again, due now")},
+                                                                      {"404", problem("No pending or failed email for this notification")}}}});
+    m["GET /admin/http"] = admin_view("HTTP per route over the last 15 minutes: requests, p50/p99 latency, errors (operators only)", "AdminView");
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};
@@ -144,9 +198,28 @@ json components() {
                                                                        {"properties", {{"channel", {{"type", "string"}, {"enum", {"in_app", "email", "sms"}}}},
                                                                                        {"status", {{"type", "string"}, {"enum", {"pending", "sent", "failed", "skipped"}}}},
                                                                                        {"detail", nullable_string}, {"updated_at", date_time}}}}}}}}}}},
+            {"AdminDeadLetters", {{"type", "object"}, {"required", {"topic", "dlq_topic", "total", "matched", "letters"}},
+                                  {"properties", {{"topic", {{"type", "string"}}}, {"dlq_topic", {{"type", "string"}}},
+                                                  {"total", {{"type", "integer"}}}, {"matched", {{"type", "integer"}}},
+                                                  {"letters", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}}},
+            {"AdminRedrive", {{"type", "object"}, {"required", {"topic", "dry_run", "seen", "matched", "sent", "action", "letters"}},
+                              {"properties", {{"seen", {{"type", "integer"}}}, {"matched", {{"type", "integer"}}}, {"sent", {{"type", "integer"}}},
+                                              {"dry_run", {{"type", "boolean"}}}, {"action", {{"type", "object"}}},
+                                              {"letters", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}}},
+            {"AdminActions", {{"type", "object"}, {"required", {"items"}},
+                              {"properties", {{"items", {{"type", "array"}, {"items", {{"type", "object"},
+                                  {"required", {"id", "at", "actor", "action", "target", "filter", "seen", "matched", "sent", "outcome", "detail"}}}}}}}}}},
+            {"AdminEmailQueue", {{"type", "object"}, {"required", {"pending", "failed", "items"}},
+                                 {"properties", {{"pending", {{"type", "integer"}}}, {"failed", {{"type", "integer"}}},
+                                                 {"items", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}}},
+            {"AdminView", {{"type", "object"},
+                           {"required", {"instance", "sampled_at", "interval_seconds", "window_seconds", "kafka_error"}},
+                           {"properties", {{"instance", {{"type", "string"}}}, {"sampled_at", nullable_date_time},
+                                           {"interval_seconds", {{"type", "number"}}}, {"window_seconds", {{"type", "integer"}}},
+                                           {"kafka_error", nullable_string}}}}},
             {"AdminOutbox", {{"type", "object"},
                              {"required", {"waiting", "oldest_waiting", "oldest_age_seconds", "relay"}},
-                             {"properties", {{"waiting", {{"type", "integer"}}}, {"oldest_waiting", nullable_date_time},
+                             {"properties", {{"waiting", {{"type", "integer"}, {"nullable", true}}}, {"oldest_waiting", nullable_date_time},
                                              {"oldest_age_seconds", {{"type", "number"}}},
                                              {"relay", {{"type", "object"}, {"nullable", true},
                                                         {"properties", {{"published", {{"type", "integer"}}}, {"failed", {{"type", "integer"}}},

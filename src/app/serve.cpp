@@ -20,6 +20,7 @@
 #include "http/server.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
+#include "ops/monitor.hpp"
 #include "outbox/relay.hpp"
 #include "reminders/scheduler.hpp"
 #include "storage/store.hpp"
@@ -193,6 +194,10 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(relay.stats().producer_restarts); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
+  // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads
+  // of its own, so it never holds up the database calls of user requests.
+  boost::asio::thread_pool kafka_pool(2);
+  ctx.kafka_pool = &kafka_pool;
   ctx.first_account_is_operator = options.dev && settings.admin_emails.empty();
   if (ctx.first_account_is_operator) spdlog::warn("--dev without ADMIN_EMAILS: the first account registered is an operator (/admin, /console)");
 
@@ -211,6 +216,8 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(hub.stats().frames_sent); });
   metrics.add_gauge("websocket_overflow_closes_total", "Sockets closed because their send queue overflowed.", "counter",
                     [&] { return static_cast<double>(hub.stats().overflow_closes); });
+  ops::Monitor monitor(settings, *store, &relay, &metrics, hub.instance_id());
+  ctx.monitor = &monitor;
   add_consumer_metrics(metrics, [&] {
     std::vector<const kafka::ConsumerRunner*> rs{hub.consumer()};
     for (const auto& e : consumers.entries()) rs.push_back(e.runner.get());
@@ -240,6 +247,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   consumers.start();
   hub.start();
   reminder_scheduler.start();
+  monitor.start();
   spdlog::info("taskstream serving on http://{}:{} (database {}, Kafka {})", settings.http_host, server.port(),
                settings.database.kind == config::DatabaseKind::sqlite ? "SQLite" : "PostgreSQL",
                settings.kafka_enabled ? settings.kafka_bootstrap_servers : "disabled");
@@ -258,9 +266,11 @@ int serve(config::Settings settings, const ServeOptions& options) {
       // The hub's consumer and the workers' stop side by side: each close is bounded, but
       // with the broker gone they would add up past the deadline.
       std::thread hub_stopper([&] { hub.stop(until); });  // sockets get 1001 going away; clients reconnect elsewhere and resume
+      std::thread monitor_stopper([&] { monitor.stop(); });  // a sample in progress waits for the cluster, up to 5 s
       reminder_scheduler.stop();
       consumers.stop(until);  // each commits what it handled
       hub_stopper.join();
+      monitor_stopper.join();
       if (!relay.drain(left() / 2)) spdlog::warn("outbox not drained at stop: {} event(s) wait for the next start", store->outbox_stats().waiting);
       producer.close(left());
       io.stop();
@@ -273,6 +283,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   for (auto& t : threads) t.join();
   if (stopper.joinable()) stopper.join();
   relay.stop();
+  kafka_pool.join();
   blocking_pool.join();
   spdlog::info("stopped");
   return 0;

@@ -4,13 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
+#include "events/events.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/error.hpp"
 #include "kafka/dead_letter.hpp"
 #include "kafka/redrive.hpp"
 #include "kafka/tail.hpp"
+#include "storage/store.hpp"
 
 namespace taskstream::cli {
 namespace {
@@ -118,12 +121,39 @@ int dlq_list(const config::Settings& s, const std::string& topic, const std::ato
   });
 }
 
+namespace {
+
+/// Keeps the redrive in the operators' action log (the console shows it) when DATABASE_URL
+/// names the service's database and it answers; a run where it does not still redrives,
+/// and says so (without DATABASE_URL there is no log to keep it in: no file is created).
+void record_action(const config::Settings& s, const std::string& topic, const std::string& filter, bool dry_run,
+                   const kafka::RedriveResult& r) {
+  if (const char* url = std::getenv("DATABASE_URL"); !url || !*url) {
+    std::cerr << "dlq redrive: DATABASE_URL is not set: not kept in the operators' action log\n";
+    return;
+  }
+  try {
+    auto store = storage::open_store(s.database);
+    store->migrate();
+    const char* user = std::getenv("USER");
+    store->record_operator_action({0, events::now_rfc3339(), std::string("cli (") + (user && *user ? user : "unknown") + ")",
+                                   dry_run ? "dlq.dry_run" : "dlq.redrive", topic, filter, static_cast<std::int64_t>(r.seen),
+                                   static_cast<std::int64_t>(r.matched), static_cast<std::int64_t>(r.sent), "ok", ""});
+  } catch (const std::exception& e) {
+    std::cerr << "dlq redrive: not kept in the action log: " << e.what() << "\n";
+  }
+}
+
+}  // namespace
+
 int dlq_redrive(const config::Settings& s, const std::string& topic, const std::string& filter, bool dry_run) {
   return guarded("dlq redrive", [&] {
     kafka::DeadLetterFilter f(filter);
+    // A run that fails says so on stderr to the one who ran it; a run that went is logged.
     auto r = kafka::redrive(s, topic, f, dry_run, [](const kafka::RedriveResult& p) {
       std::cerr << "... " << p.seen << " read, " << p.matched << " matched, " << p.sent << " sent\n";
     });
+    record_action(s, topic, filter, dry_run, r);
     std::cout << (dry_run ? "dry run: " : "") << r.seen << " dead letter(s) read, " << r.matched << " matched"
               << (filter.empty() ? "" : " " + filter) << ", " << r.sent << " sent back to " << topic << "\n";
     return 0;

@@ -6,9 +6,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/settings.hpp"
@@ -32,6 +35,30 @@ struct PartitionInfo {
 struct TopicInfo {
   std::string name;
   std::vector<PartitionInfo> partitions;
+};
+
+/// A member of a consumer group and the partitions the group gave it.
+struct GroupMember {
+  std::string member_id, client_id, host;
+  std::vector<std::pair<std::string, std::int32_t>> assignment;  ///< topic, partition
+};
+
+/// Where a group stands on one partition: `committed` is -1 when it committed nothing
+/// there, and its lag then counts from the partition's first offset.
+struct GroupPartition {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t committed = -1;
+  std::int64_t end = -1;  ///< the high watermark (the next offset to be written)
+  std::int64_t lag = 0;
+};
+
+struct GroupStatus {
+  std::string group_id;
+  std::string state;  ///< Stable, Empty, PreparingRebalance, ... (Kafka's names)
+  std::string error;  ///< describing or reading its offsets failed (the rest may be partial)
+  std::vector<GroupMember> members;
+  std::vector<GroupPartition> partitions;  ///< sorted by topic, partition
 };
 
 struct EnsureResult {
@@ -63,6 +90,19 @@ class Admin final {
   /// whole partition when the group committed nothing there).
   std::map<std::int32_t, std::int64_t> consumer_lag(const std::string& group, const std::string& topic,
                                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// Every consumer group of the cluster whose id `wanted` accepts, described (state,
+  /// members, assignment) with its committed offsets, the partitions' end offsets and lag:
+  /// what `kafka-consumer-groups --describe` shows. Sorted by group id. Four to five
+  /// admin requests plus one per group; callers cache the answer.
+  /// `known` names the topics a group consumes when the caller knows them: their
+  /// partitions are shown even before the group committed or was assigned any (a group
+  /// whose only member stopped before its first commit still lags on them).
+  std::vector<GroupStatus> consumer_groups(const std::function<bool(std::string_view)>& wanted,
+                                           const std::function<std::vector<TopicInfo>(std::string_view)>& known = {},
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  /// The end offset (high watermark) of every partition of `topics`, by topic and partition.
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> end_offsets(const std::vector<TopicInfo>& topics,
+                                                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Deletes topics (tests). Missing ones are ignored.
   void delete_topics(const std::vector<std::string>& names, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 

@@ -56,6 +56,9 @@ inline constexpr int disabled = -10000;        ///< KAFKA_ENABLED=false
 inline constexpr int invalid_config = -10001;  ///< a property librdkafka refused
 inline constexpr int timed_out = -10002;       ///< our own deadline passed
 inline constexpr int closed = -10003;          ///< the client was closed
+/// Kafka's own UNKNOWN_TOPIC_OR_PARTITION (RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), for
+/// callers that do not include rdkafka.h.
+inline constexpr int unknown_topic = 3;
 }  // namespace errc
 
 }  // namespace taskstream::kafka

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "events/events.hpp"
 #include "kafka/message.hpp"
 
 namespace taskstream::outbox {
@@ -114,7 +115,20 @@ void Relay::stop() {
   }
 }
 
-RelayStats Relay::stats() const noexcept { return {published_.load(), failed_.load(), batches_.load(), restarts_.load()}; }
+RelayStats Relay::stats() const noexcept {
+  RelayStats st{published_.load(), failed_.load(), batches_.load(), restarts_.load(), holds_lease_.load(), {}, {}};
+  std::lock_guard lock(error_mutex_);
+  st.last_error = last_error_;
+  st.last_error_at = last_error_at_;
+  return st;
+}
+
+void Relay::note_error(std::string what) {
+  auto now = events::now_rfc3339();
+  std::lock_guard lock(error_mutex_);
+  last_error_ = std::move(what);
+  last_error_at_ = std::move(now);
+}
 
 void Relay::run() {
   if (!producer_.enabled()) {
@@ -168,7 +182,9 @@ int Relay::publish_batch() {
   try {
     // Another instance publishes while it holds the lease; this one waits its turn (it
     // reports "nothing to do", so drain ends at once: the holder drains the outbox).
-    if (!store_.hold_relay_lease()) return 0;
+    const bool holds = store_.hold_relay_lease();
+    holds_lease_ = holds;
+    if (!holds) return 0;
     // Rows delivered but still being marked are unpublished in the database: fetch past
     // them and leave them out. The copy is taken before the fetch, so a row whose mark
     // commits in between is either not fetched or still in the copy.
@@ -183,6 +199,7 @@ int Relay::publish_batch() {
     if (rows.size() > static_cast<std::size_t>(options_.batch_size)) rows.resize(static_cast<std::size_t>(options_.batch_size));
   } catch (const std::exception& e) {
     spdlog::warn("outbox relay: reading the outbox: {}", e.what());
+    note_error(std::string("reading the outbox: ") + e.what());
     return -1;
   }
   if (rows.empty()) {
@@ -234,8 +251,9 @@ int Relay::publish_batch() {
   if (!delivered.empty()) mark_later(std::move(delivered));
   if (failed > 0) {
     failed_ += failed;
-    spdlog::warn("outbox relay: {} of {} events not published, retrying: {}", failed, rows.size(),
-                 first_error.empty() ? "no delivery report in time" : first_error);
+    if (first_error.empty()) first_error = "no delivery report in time";
+    spdlog::warn("outbox relay: {} of {} events not published, retrying: {}", failed, rows.size(), first_error);
+    note_error(std::to_string(failed) + " of " + std::to_string(rows.size()) + " events not published: " + first_error);
     return -1;
   }
   return static_cast<int>(rows.size());

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -45,6 +46,10 @@ struct RelayStats {
   std::uint64_t failed = 0;  ///< delivery failures (rows retried later)
   std::uint64_t batches = 0;
   std::uint64_t producer_restarts = 0;  ///< stalls that replaced the producer's client
+  /// This instance held the relay lease at its last look (PostgreSQL: one instance publishes).
+  bool holds_lease = false;
+  /// The last failure (delivery or outbox read) and when (RFC 3339 UTC); empty when none yet.
+  std::string last_error, last_error_at;
 };
 
 class Relay final {
@@ -89,6 +94,10 @@ class Relay final {
   /// Until when a batch waits for its reports (steady clock, ns); max while running.
   std::atomic<std::int64_t> give_up_ns_{INT64_MAX};
   std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0}, restarts_{0};
+  std::atomic<bool> holds_lease_{false};
+  mutable std::mutex error_mutex_;
+  std::string last_error_, last_error_at_;
+  void note_error(std::string what);
   /// Last successful delivery, or the start of waiting when none since (steady clock).
   std::chrono::steady_clock::time_point last_progress_{};
 

@@ -149,6 +149,22 @@ ALTER TABLE notification_channels ADD COLUMN first_failure text;
 CREATE INDEX notification_emails_due ON notification_channels (next_attempt_ms)
   WHERE channel = 'email' AND status = 'pending';
 )sql",
+    // 5: what operators did (see the SQLite migration 5).
+    R"sql(
+CREATE TABLE operator_actions (
+  id      bigserial PRIMARY KEY,
+  at      text NOT NULL,
+  actor   text NOT NULL,
+  action  text NOT NULL,
+  target  text NOT NULL,
+  filter  text NOT NULL DEFAULT '',
+  seen    bigint NOT NULL DEFAULT 0,
+  matched bigint NOT NULL DEFAULT 0,
+  sent    bigint NOT NULL DEFAULT 0,
+  outcome text NOT NULL,
+  detail  text NOT NULL DEFAULT ''
+);
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -990,6 +1006,69 @@ bool PostgresStore::rearm_failed_email(const std::string& event_id, const std::s
         "AND notification_id = (SELECT id FROM notifications WHERE event_id = $1) RETURNING 1",
         {event_id, detail, now});
     return r.rows() > 0;
+  });
+}
+
+namespace {
+constexpr std::string_view kQueuedEmailSelect =
+    "SELECT n.id, n.user_id, coalesce(n.email, ''), n.title, c.status, c.detail, c.updated_at, c.attempts, c.next_attempt_ms, "
+    "c.first_failure FROM notification_channels c JOIN notifications n ON n.id = c.notification_id WHERE c.channel = 'email' ";
+}  // namespace
+
+EmailQueue PostgresStore::email_queue(int limit) {
+  limit = std::clamp(limit, 1, 500);
+  return impl_->read([&](Connection& conn) {
+    EmailQueue q;
+    auto counts = conn.query(
+        "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'failed') FROM notification_channels "
+        "WHERE channel = 'email' AND status IN ('pending', 'failed')");
+    q.pending = counts.int64(0, 0);
+    q.failed = counts.int64(0, 1);
+    for (const char* tail : {"AND c.status = 'pending' ORDER BY c.next_attempt_ms, n.id LIMIT $1",
+                             "AND c.status = 'failed' ORDER BY c.updated_at DESC, n.id LIMIT $1"}) {
+      auto r = conn.query(std::string(kQueuedEmailSelect) + tail, {param(limit)});
+      for (int i = 0; i < r.rows(); ++i)
+        q.items.push_back({r.text(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.text(i, 5), r.text(i, 6),
+                           static_cast<int>(r.int64(i, 7)), r.int64(i, 8), r.optional_text(i, 9)});
+    }
+    return q;
+  });
+}
+
+bool PostgresStore::retry_email_now(const std::string& notification_id, const std::string& detail, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        "UPDATE notification_channels SET attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, "
+        "first_failure = CASE WHEN status = 'failed' THEN NULL ELSE first_failure END, "
+        "status = 'pending', next_attempt_ms = 0, detail = $2, updated_at = $3 "
+        "WHERE channel = 'email' AND notification_id = $1 AND status IN ('pending', 'failed') RETURNING 1",
+        {notification_id, detail, now});
+    return r.rows() > 0;
+  });
+}
+
+std::int64_t PostgresStore::record_operator_action(const OperatorAction& a) {
+  return impl_->write([&](Connection& conn) {
+    return conn
+        .query("INSERT INTO operator_actions (at, actor, action, target, filter, seen, matched, sent, outcome, detail) "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+               {a.at, a.actor, a.action, a.target, a.filter, param(a.seen), param(a.matched), param(a.sent), a.outcome, a.detail})
+        .int64(0, 0);
+  });
+}
+
+std::vector<OperatorAction> PostgresStore::list_operator_actions(int limit) {
+  limit = std::clamp(limit, 1, 500);
+  return impl_->read([&](Connection& conn) {
+    auto r = conn.query(
+        "SELECT id, at, actor, action, target, filter, seen, matched, sent, outcome, detail FROM operator_actions "
+        "ORDER BY id DESC LIMIT $1",
+        {param(limit)});
+    std::vector<OperatorAction> out;
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back({r.int64(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4), r.text(i, 5), r.int64(i, 6), r.int64(i, 7),
+                     r.int64(i, 8), r.text(i, 9), r.text(i, 10)});
+    return out;
   });
 }
 

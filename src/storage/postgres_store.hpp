@@ -72,6 +72,10 @@ class PostgresStore final : public Store {
   std::optional<Notification> get_notification(const std::string& notification_id) override;
   std::vector<EmailClaim> claim_due_emails(std::int64_t now_ms, std::int64_t lease_ms, int limit) override;
   bool rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) override;
+  EmailQueue email_queue(int limit) override;
+  bool retry_email_now(const std::string& notification_id, const std::string& detail, const std::string& now) override;
+  std::int64_t record_operator_action(const OperatorAction& a) override;
+  std::vector<OperatorAction> list_operator_actions(int limit) override;
   void retry_email_later(const std::string& notification_id, std::int64_t next_attempt_ms, const std::string& detail,
                          const std::string& now) override;
   std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) override;

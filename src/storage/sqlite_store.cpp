@@ -153,6 +153,22 @@ ALTER TABLE notification_channels ADD COLUMN first_failure TEXT;
 CREATE INDEX notification_emails_due ON notification_channels (next_attempt_ms)
   WHERE channel = 'email' AND status = 'pending';
 )sql",
+    // 5: what operators did (redrives, dry runs, email retries), for the console's log.
+    R"sql(
+CREATE TABLE operator_actions (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  target  TEXT NOT NULL,
+  filter  TEXT NOT NULL DEFAULT '',
+  seen    INTEGER NOT NULL DEFAULT 0,
+  matched INTEGER NOT NULL DEFAULT 0,
+  sent    INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT NOT NULL,
+  detail  TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 
 constexpr std::string_view kTaskColumns =
@@ -1083,6 +1099,69 @@ bool SqliteStore::rearm_failed_email(const std::string& event_id, const std::str
                 "AND notification_id = (SELECT id FROM notifications WHERE event_id = ?1)");
     s.bind(1, event_id).bind(2, detail).bind(3, now).run();
     return sqlite3_changes(conn.handle()) > 0;
+  });
+}
+
+namespace {
+constexpr std::string_view kQueuedEmailSelect =
+    "SELECT n.id, n.user_id, coalesce(n.email, ''), n.title, c.status, c.detail, c.updated_at, c.attempts, c.next_attempt_ms, "
+    "c.first_failure FROM notification_channels c JOIN notifications n ON n.id = c.notification_id WHERE c.channel = 'email' ";
+}  // namespace
+
+EmailQueue SqliteStore::email_queue(int limit) {
+  limit = std::clamp(limit, 1, 500);
+  return impl_->read([&](Connection& conn) {
+    EmailQueue q;
+    Statement counts(conn,
+                     "SELECT coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'failed'), 0) FROM notification_channels "
+                     "WHERE channel = 'email' AND status IN ('pending', 'failed')");
+    if (counts.step()) q.pending = counts.int64(0), q.failed = counts.int64(1);
+    for (const char* tail : {"AND c.status = 'pending' ORDER BY c.next_attempt_ms, n.id LIMIT ?1",
+                             "AND c.status = 'failed' ORDER BY c.updated_at DESC, n.id LIMIT ?1"}) {
+      Statement s(conn, std::string(kQueuedEmailSelect) + tail);
+      s.bind(1, limit);
+      while (s.step())
+        q.items.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6), static_cast<int>(s.int64(7)),
+                           s.int64(8), s.optional_text(9)});
+    }
+    return q;
+  });
+}
+
+bool SqliteStore::retry_email_now(const std::string& notification_id, const std::string& detail, const std::string& now) {
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "UPDATE notification_channels SET attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, "
+                "first_failure = CASE WHEN status = 'failed' THEN NULL ELSE first_failure END, "
+                "status = 'pending', next_attempt_ms = 0, detail = ?2, updated_at = ?3 "
+                "WHERE channel = 'email' AND notification_id = ?1 AND status IN ('pending', 'failed')");
+    s.bind(1, notification_id).bind(2, detail).bind(3, now).run();
+    return sqlite3_changes(conn.handle()) > 0;
+  });
+}
+
+std::int64_t SqliteStore::record_operator_action(const OperatorAction& a) {
+  return impl_->write([&](Connection& conn) {
+    Statement s(conn,
+                "INSERT INTO operator_actions (at, actor, action, target, filter, seen, matched, sent, outcome, detail) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    s.bind(1, a.at).bind(2, a.actor).bind(3, a.action).bind(4, a.target).bind(5, a.filter).bind(6, a.seen).bind(7, a.matched)
+        .bind(8, a.sent).bind(9, a.outcome).bind(10, a.detail).run();
+    return static_cast<std::int64_t>(sqlite3_last_insert_rowid(conn.handle()));
+  });
+}
+
+std::vector<OperatorAction> SqliteStore::list_operator_actions(int limit) {
+  limit = std::clamp(limit, 1, 500);
+  return impl_->read([&](Connection& conn) {
+    Statement s(conn,
+                "SELECT id, at, actor, action, target, filter, seen, matched, sent, outcome, detail FROM operator_actions "
+                "ORDER BY id DESC LIMIT ?1");
+    s.bind(1, limit);
+    std::vector<OperatorAction> out;
+    while (s.step())
+      out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.int64(6), s.int64(7), s.int64(8), s.text(9), s.text(10)});
+    return out;
   });
 }
 

@@ -143,6 +143,32 @@ struct EmailClaim {
   std::optional<std::string> first_failure;  ///< RFC 3339, set by the first retry_email_later
 };
 
+/// What an operator did (docs/operations.md, "Console"): kept for the console's action log.
+struct OperatorAction {
+  std::int64_t id = 0;  ///< assigned by record_operator_action
+  std::string at;       ///< RFC 3339 UTC
+  std::string actor;    ///< the operator's email, or "cli (<os user>)"
+  std::string action;   ///< dlq.redrive | dlq.dry_run | email.retry
+  std::string target;   ///< the topic, or the notification id
+  std::string filter;   ///< the redrive filter (empty: all)
+  std::int64_t seen = 0, matched = 0, sent = 0;
+  std::string outcome;  ///< ok | error
+  std::string detail;
+};
+
+/// An email channel in the queue, as the console shows it.
+struct QueuedEmail {
+  std::string notification_id, user_id, email, title, status, detail, updated_at;
+  int attempts = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::optional<std::string> first_failure;
+};
+
+struct EmailQueue {
+  std::int64_t pending = 0, failed = 0;
+  std::vector<QueuedEmail> items;  ///< pending (soonest first), then failed (latest first)
+};
+
 struct OutboxStats {
   std::int64_t waiting = 0;                    ///< rows not yet published
   std::optional<std::string> oldest_waiting;   ///< created_at of the oldest waiting row
@@ -261,6 +287,18 @@ class Store {
   /// it did; an email that was sent, skipped or is still pending is left alone, so a
   /// redrive never sends an email a second time.
   virtual bool rearm_failed_email(const std::string& event_id, const std::string& detail, const std::string& now) = 0;
+  /// The console's view of the queue: counts, and up to `limit` (1..500) pending and failed emails.
+  virtual EmailQueue email_queue(int limit) = 0;
+  /// An operator's "retry now": a failed email goes back to pending with its attempts
+  /// reset, a pending one becomes due now. false when there is no such email channel or
+  /// it was sent or skipped (never sent twice).
+  virtual bool retry_email_now(const std::string& notification_id, const std::string& detail, const std::string& now) = 0;
+
+  // ---- operators' actions (migration 5)
+  /// Stores `a` (its id is ignored) and returns the id it got.
+  virtual std::int64_t record_operator_action(const OperatorAction& a) = 0;
+  /// Newest first, up to `limit` (1..500).
+  virtual std::vector<OperatorAction> list_operator_actions(int limit) = 0;
   /// The user's notifications, newest first (created_at desc, id desc), at most `limit`
   /// (clamped to 1..200), unread ones only when asked.
   virtual std::vector<Notification> list_notifications(const std::string& user_id, bool unread_only, int limit) = 0;

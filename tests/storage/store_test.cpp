@@ -1063,6 +1063,62 @@ TEST_P(StoreTest, RearmFailedEmailReopensOnlyAFailedEmailWithFreshAttempts) {
   EXPECT_EQ(store_->get_notification(n.id)->channels[1].status, "sent");
 }
 
+TEST_P(StoreTest, EmailQueueShowsPendingAndFailedAndRetryNowNeverReopensASentOne) {
+  const auto alice = add_user("alice@example.com");
+  auto later = new_notification(alice.id, ts(1), {"email"});
+  auto failing = new_notification(alice.id, ts(2), {"email"});
+  auto sent = new_notification(alice.id, ts(3), {"email"});
+  for (auto* n : {&later, &failing, &sent}) ASSERT_TRUE(store_->create_notification("notify", *n).second);
+  ASSERT_EQ(store_->claim_due_emails(1000, 500, 10).size(), 3u);
+  store_->retry_email_later(later.id, 9000, "421 try later", ts(4));
+  store_->set_channel_status(failing.id, "email", "failed", "550 no such mailbox", ts(5));
+  store_->set_channel_status(sent.id, "email", "sent", "", ts(6));
+
+  auto q = store_->email_queue(50);
+  EXPECT_EQ(q.pending, 1);
+  EXPECT_EQ(q.failed, 1);
+  ASSERT_EQ(q.items.size(), 2u);
+  EXPECT_EQ(q.items[0].notification_id, later.id);
+  EXPECT_EQ(q.items[0].status, "pending");
+  EXPECT_EQ(q.items[0].next_attempt_ms, 9000);
+  EXPECT_EQ(q.items[0].attempts, 1);
+  EXPECT_EQ(q.items[0].detail, "421 try later");
+  EXPECT_EQ(q.items[0].first_failure, ts(4));
+  EXPECT_EQ(q.items[0].user_id, alice.id);
+  EXPECT_EQ(q.items[1].notification_id, failing.id);
+  EXPECT_EQ(q.items[1].status, "failed");
+  EXPECT_EQ(q.items[1].detail, "550 no such mailbox");
+
+  EXPECT_TRUE(store_->retry_email_now(later.id, "retried by ops@example.com", ts(7)));
+  EXPECT_TRUE(store_->retry_email_now(failing.id, "retried by ops@example.com", ts(7)));
+  EXPECT_FALSE(store_->retry_email_now(sent.id, "retried", ts(7))) << "a sent email is never sent again";
+  EXPECT_FALSE(store_->retry_email_now("no-such-notification", "retried", ts(7)));
+  auto claims = store_->claim_due_emails(1500, 500, 10);
+  ASSERT_EQ(claims.size(), 2u) << "both due now";
+  for (const auto& c : claims) EXPECT_EQ(c.attempts, c.notification_id == failing.id ? 1 : 2) << "a failed one starts a fresh round";
+  EXPECT_EQ(store_->email_queue(50).failed, 0);
+}
+
+TEST_P(StoreTest, OperatorActionsAreKeptNewestFirst) {
+  EXPECT_TRUE(store_->list_operator_actions(10).empty());
+  OperatorAction dry{0, ts(1), "ops@example.com", "dlq.dry_run", "task-events", "reason=bad_json", 7, 3, 0, "ok", ""};
+  OperatorAction run{0, ts(2), "cli (root)", "dlq.redrive", "task-events", "", 7, 7, 7, "ok", ""};
+  const auto a = store_->record_operator_action(dry);
+  const auto b = store_->record_operator_action(run);
+  EXPECT_GT(b, a);
+  auto got = store_->list_operator_actions(10);
+  ASSERT_EQ(got.size(), 2u);
+  run.id = b;
+  dry.id = a;
+  EXPECT_EQ(got[0].id, run.id);
+  EXPECT_EQ(got[0].actor, "cli (root)");
+  EXPECT_EQ(got[0].sent, 7);
+  EXPECT_EQ(got[1].filter, "reason=bad_json");
+  EXPECT_EQ(got[1].matched, 3);
+  EXPECT_EQ(got[1].at, ts(1));
+  EXPECT_EQ(store_->list_operator_actions(1).size(), 1u);
+}
+
 TEST_P(StoreTest, EmailQueueClaimsFromManyThreadsNeverOverlap) {
   const auto alice = add_user("alice@example.com");
   constexpr int kEmails = 40;

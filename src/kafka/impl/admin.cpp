@@ -1,6 +1,8 @@
 #include "kafka/admin.hpp"
 
 #include <algorithm>
+#include <set>
+#include <tuple>
 #include <thread>
 
 #include "kafka/dead_letter.hpp"
@@ -34,6 +36,45 @@ struct QueueDeleter {
 struct EventDeleter {
   void operator()(rd_kafka_event_t* e) const noexcept { rd_kafka_event_destroy(e); }
 };
+
+using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, decltype(&rd_kafka_topic_partition_list_destroy)>;
+
+PartitionList new_partition_list(int size) { return {rd_kafka_topic_partition_list_new(size), &rd_kafka_topic_partition_list_destroy}; }
+
+/// Runs one admin request and waits for its result event; throws on a request-level error.
+template <typename Start>
+EventPtr admin_call(rd_kafka_t* rk, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout, const char* what, Start start) {
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk));
+  char errstr[256];
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, op);
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), errstr, sizeof errstr);
+  start(options, queue.get());
+  rd_kafka_AdminOptions_destroy(options);
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 2000));
+  if (!ev) throw KafkaException(Error(errc::timed_out, std::string(what) + " timed out"));
+  if (auto err = rd_kafka_event_error(ev.get()))
+    throw KafkaException(Error(err, std::string(what) + ": " + rd_kafka_event_error_string(ev.get())));
+  return ev;
+}
+
+/// ListOffsets of `parts` at `spec` (latest or earliest) into `out`.
+void list_offsets(rd_kafka_t* rk, const std::vector<std::pair<std::string, std::int32_t>>& parts, rd_kafka_OffsetSpec_t spec,
+                  std::chrono::milliseconds timeout, std::map<std::pair<std::string, std::int32_t>, std::int64_t>& out) {
+  if (parts.empty()) return;
+  auto list = new_partition_list(static_cast<int>(parts.size()));
+  for (const auto& [t, p] : parts) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = spec;
+  auto ev = admin_call(rk, RD_KAFKA_ADMIN_OP_LISTOFFSETS, timeout, "ListOffsets",
+                       [&](auto* options, auto* queue) { rd_kafka_ListOffsets(rk, list.get(), options, queue); });
+  size_t cnt = 0;
+  const auto** infos = rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev.get()), &cnt);
+  for (size_t i = 0; i < cnt; ++i) {
+    const auto* tp = rd_kafka_ListOffsetsResultInfo_topic_partition(infos[i]);
+    if (!tp->err) out[{tp->topic, tp->partition}] = tp->offset;
+  }
+}
+
+std::string error_text(const rd_kafka_error_t* e) { return e ? rd_kafka_error_string(e) : ""; }
 
 }  // namespace
 
@@ -213,6 +254,127 @@ std::map<std::int32_t, std::int64_t> Admin::consumer_lag(const std::string& grou
   rd_kafka_consumer_close(rk.get());
   if (err) throw KafkaException(impl::make_error(err, "consumer lag of " + group));
   return lag;
+}
+
+std::map<std::pair<std::string, std::int32_t>, std::int64_t> Admin::end_offsets(const std::vector<TopicInfo>& topics,
+                                                                               std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::string, std::int32_t>> parts;
+  for (const auto& t : topics)
+    for (const auto& p : t.partitions) parts.emplace_back(t.name, p.id);
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> out;
+  list_offsets(impl_->rk.get(), parts, RD_KAFKA_OFFSET_SPEC_LATEST, timeout, out);
+  return out;
+}
+
+std::vector<GroupStatus> Admin::consumer_groups(const std::function<bool(std::string_view)>& wanted,
+                                                const std::function<std::vector<TopicInfo>(std::string_view)>& known,
+                                                std::chrono::milliseconds timeout) {
+  rd_kafka_t* rk = impl_->rk.get();
+  // 1. Which groups there are.
+  std::vector<std::string> ids;
+  {
+    auto ev = admin_call(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout, "ListConsumerGroups",
+                         [&](auto* options, auto* queue) { rd_kafka_ListConsumerGroups(rk, options, queue); });
+    size_t cnt = 0;
+    const auto** listings = rd_kafka_ListConsumerGroups_result_valid(rd_kafka_event_ListConsumerGroups_result(ev.get()), &cnt);
+    for (size_t i = 0; i < cnt; ++i) {
+      std::string id = rd_kafka_ConsumerGroupListing_group_id(listings[i]);
+      if (!wanted || wanted(id)) ids.push_back(std::move(id));
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<GroupStatus> groups;
+  if (ids.empty()) return groups;
+  // 2. Their state, members and assignments, in one request.
+  {
+    std::vector<const char*> names;
+    for (const auto& id : ids) names.push_back(id.c_str());
+    auto ev = admin_call(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, timeout, "DescribeConsumerGroups", [&](auto* options, auto* queue) {
+      rd_kafka_DescribeConsumerGroups(rk, names.data(), names.size(), options, queue);
+    });
+    size_t cnt = 0;
+    const auto** descs = rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(ev.get()), &cnt);
+    for (size_t i = 0; i < cnt; ++i) {
+      GroupStatus g;
+      g.group_id = rd_kafka_ConsumerGroupDescription_group_id(descs[i]);
+      g.error = error_text(rd_kafka_ConsumerGroupDescription_error(descs[i]));
+      g.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(descs[i]));
+      const size_t members = rd_kafka_ConsumerGroupDescription_member_count(descs[i]);
+      for (size_t m = 0; m < members; ++m) {
+        const auto* md = rd_kafka_ConsumerGroupDescription_member(descs[i], m);
+        GroupMember gm{rd_kafka_MemberDescription_consumer_id(md), rd_kafka_MemberDescription_client_id(md),
+                       rd_kafka_MemberDescription_host(md), {}};
+        if (const auto* a = rd_kafka_MemberDescription_assignment(md))
+          if (const auto* parts = rd_kafka_MemberAssignment_partitions(a))
+            for (int k = 0; k < parts->cnt; ++k) gm.assignment.emplace_back(parts->elems[k].topic, parts->elems[k].partition);
+        std::sort(gm.assignment.begin(), gm.assignment.end());
+        g.members.push_back(std::move(gm));
+      }
+      groups.push_back(std::move(g));
+    }
+  }
+  std::sort(groups.begin(), groups.end(), [](auto& a, auto& b) { return a.group_id < b.group_id; });
+  // 3. Committed offsets: librdkafka takes one group per request.
+  std::vector<std::pair<std::string, std::int32_t>> all_parts, uncommitted;
+  for (auto& g : groups) {
+    try {
+      auto* req = rd_kafka_ListConsumerGroupOffsets_new(g.group_id.c_str(), nullptr);
+      auto ev = admin_call(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout, "ListConsumerGroupOffsets", [&](auto* options, auto* queue) {
+        rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, options, queue);
+      });
+      rd_kafka_ListConsumerGroupOffsets_destroy(req);
+      size_t cnt = 0;
+      const auto** res = rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev.get()), &cnt);
+      std::set<std::pair<std::string, std::int32_t>> seen;
+      for (size_t i = 0; i < cnt; ++i) {
+        if (const auto* e = rd_kafka_group_result_error(res[i])) g.error = error_text(e);
+        const auto* parts = rd_kafka_group_result_partitions(res[i]);
+        for (int k = 0; parts && k < parts->cnt; ++k) {
+          const auto& tp = parts->elems[k];
+          if (tp.err) continue;
+          g.partitions.push_back({tp.topic, tp.partition, tp.offset >= 0 ? tp.offset : -1, -1, 0});
+          seen.emplace(tp.topic, tp.partition);
+        }
+      }
+      // Assigned partitions it has not committed on yet are lagging too.
+      for (const auto& m : g.members)
+        for (const auto& a : m.assignment)
+          if (seen.insert(a).second) g.partitions.push_back({a.first, a.second, -1, -1, 0});
+      if (known)
+        for (const auto& t : known(g.group_id))
+          for (const auto& p : t.partitions)
+            if (seen.emplace(t.name, p.id).second) g.partitions.push_back({t.name, p.id, -1, -1, 0});
+      std::sort(g.partitions.begin(), g.partitions.end(),
+                [](auto& a, auto& b) { return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition); });
+      for (const auto& p : g.partitions) {
+        all_parts.emplace_back(p.topic, p.partition);
+        if (p.committed < 0) uncommitted.emplace_back(p.topic, p.partition);
+      }
+    } catch (const KafkaException& e) {
+      g.error = e.what();
+    }
+  }
+  // 4. End offsets of every partition seen, and the start of those without a commit.
+  std::sort(all_parts.begin(), all_parts.end());
+  all_parts.erase(std::unique(all_parts.begin(), all_parts.end()), all_parts.end());
+  std::sort(uncommitted.begin(), uncommitted.end());
+  uncommitted.erase(std::unique(uncommitted.begin(), uncommitted.end()), uncommitted.end());
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> ends, starts;
+  list_offsets(rk, all_parts, RD_KAFKA_OFFSET_SPEC_LATEST, timeout, ends);
+  list_offsets(rk, uncommitted, RD_KAFKA_OFFSET_SPEC_EARLIEST, timeout, starts);
+  for (auto& g : groups)
+    for (auto& p : g.partitions) {
+      auto e = ends.find({p.topic, p.partition});
+      if (e == ends.end()) continue;
+      p.end = e->second;
+      std::int64_t from = p.committed;
+      if (from < 0) {
+        auto s = starts.find({p.topic, p.partition});
+        from = s == starts.end() ? 0 : s->second;
+      }
+      p.lag = std::max<std::int64_t>(0, p.end - from);
+    }
+  return groups;
 }
 
 void Admin::delete_topics(const std::vector<std::string>& names, std::chrono::milliseconds timeout) {

@@ -121,3 +121,4 @@ std::string Error::to_string() const {
 }
 
 }  // namespace taskstream::kafka
+static_assert(taskstream::kafka::errc::unknown_topic == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);

@@ -1,0 +1,463 @@
+#include "ops/monitor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "events/events.hpp"
+#include "kafka/dead_letter.hpp"
+#include "kafka/error.hpp"
+
+namespace taskstream::ops {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::system_clock;
+
+std::int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count(); }
+
+double seconds_between(std::int64_t a_ms, std::int64_t b_ms) { return static_cast<double>(b_ms - a_ms) / 1000.0; }
+
+json ms_or_null(std::optional<double> seconds) { return seconds ? json(std::round(*seconds * 1e6) / 1e3) : json(nullptr); }
+
+double rounded(double v, double unit = 1e-3) { return std::round(v / unit) * unit; }
+
+}  // namespace
+
+std::optional<double> histogram_quantile(double q, const std::array<std::uint64_t, api::Metrics::kBucketCount>& buckets,
+                                         std::uint64_t count, const std::array<double, api::Metrics::kBucketCount>& bounds) {
+  if (count == 0) return std::nullopt;
+  const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(count);
+  double lower = 0;
+  std::uint64_t below = 0;
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    if (static_cast<double>(buckets[i]) >= rank && buckets[i] > below) {
+      const double in_bucket = static_cast<double>(buckets[i] - below);
+      return lower + (bounds[i] - lower) * ((rank - static_cast<double>(below)) / in_bucket);
+    }
+    lower = bounds[i];
+    below = buckets[i];
+  }
+  return bounds.back();  // in the +Inf bucket: all we know is "more than the last bound"
+}
+
+bool is_taskstream_group(const config::Settings& s, std::string_view id) {
+  return id == s.kafka_consumer_group_audit || id == s.kafka_consumer_group_notification ||
+         id.starts_with(s.kafka_consumer_group_websocket + "-") || id.starts_with("taskstream-redrive.");
+}
+
+struct Monitor::Point {
+  std::int64_t t_ms = 0;
+  std::map<std::string, std::int64_t> group_lag;        // group -> total lag
+  std::map<std::string, std::int64_t> group_committed;  // group -> sum of committed offsets (progress)
+  std::map<std::string, std::map<std::string, std::int64_t>> partition_lag;  // group -> "topic/p" -> lag
+  std::map<std::string, std::int64_t> topic_end;        // topic -> sum of end offsets
+  std::optional<std::int64_t> outbox_waiting;
+  std::uint64_t relay_published = 0;
+  std::map<std::pair<std::string, std::string>, api::Metrics::RouteTotals> http;
+};
+
+struct Monitor::Latest {
+  std::int64_t t_ms = 0;
+  std::string sampled_at;
+  std::string kafka_error;  // empty: the cluster answered
+  int brokers = 0;
+  std::vector<kafka::GroupStatus> groups;
+  std::vector<kafka::TopicInfo> topics;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> ends;
+  std::optional<storage::OutboxStats> outbox;
+  std::string outbox_error;
+  std::optional<outbox::RelayStats> relay;
+};
+
+Monitor::Monitor(const config::Settings& settings, storage::Store& store, const outbox::Relay* relay, const api::Metrics* metrics,
+                 std::string instance_id, MonitorOptions options)
+    : settings_(settings), store_(store), relay_(relay), metrics_(metrics), instance_id_(std::move(instance_id)), options_(options),
+      latest_(std::make_unique<Latest>()) {}
+
+Monitor::~Monitor() { stop(); }
+
+void Monitor::start() {
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard lock(run_mutex_);
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void Monitor::stop() {
+  {
+    std::lock_guard lock(run_mutex_);
+    stopping_ = true;
+  }
+  run_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Monitor::run() {
+  for (;;) {
+    try {
+      sample();
+    } catch (const std::exception& e) {
+      spdlog::warn("console monitor: {}", e.what());
+    }
+    std::unique_lock lock(run_mutex_);
+    if (run_cv_.wait_for(lock, options_.interval, [this] { return stopping_; })) return;
+  }
+}
+
+void Monitor::sample() {
+  auto next = std::make_unique<Latest>();
+  Point point;
+  next->t_ms = point.t_ms = now_ms();
+  next->sampled_at = events::now_rfc3339();
+  if (settings_.kafka_enabled) {
+    try {
+      if (!admin_) admin_ = std::make_unique<kafka::Admin>(settings_);
+      const auto timeout = std::max<std::chrono::milliseconds>(options_.interval, std::chrono::seconds(3));
+      next->topics = admin_->list_topics(timeout);
+      next->brokers = admin_->broker_count(timeout);
+      next->ends = admin_->end_offsets(next->topics, timeout);
+      // The audit and notification groups consume one topic each: show its partitions even
+      // before the group committed there (its worker may have stopped before its first).
+      auto known = [&](std::string_view id) {
+        std::vector<kafka::TopicInfo> out;
+        const std::string* topic = id == settings_.kafka_consumer_group_audit          ? &settings_.kafka_topic_task_events
+                                   : id == settings_.kafka_consumer_group_notification ? &settings_.kafka_topic_notification_request
+                                                                                         : nullptr;
+        if (topic)
+          for (const auto& t : next->topics)
+            if (t.name == *topic) out.push_back(t);
+        return out;
+      };
+      next->groups = admin_->consumer_groups([this](std::string_view id) { return is_taskstream_group(settings_, id); }, known, timeout);
+    } catch (const std::exception& e) {
+      next->kafka_error = e.what();
+    }
+  } else {
+    next->kafka_error = "Kafka is disabled (KAFKA_ENABLED=false)";
+  }
+  for (const auto& g : next->groups) {
+    std::int64_t lag = 0, committed = 0;
+    auto& parts = point.partition_lag[g.group_id];
+    for (const auto& p : g.partitions) {
+      lag += p.lag;
+      committed += std::max<std::int64_t>(0, p.committed);
+      parts[p.topic + "/" + std::to_string(p.partition)] = p.lag;
+    }
+    point.group_lag[g.group_id] = lag;
+    point.group_committed[g.group_id] = committed;
+  }
+  for (const auto& [tp, end] : next->ends) point.topic_end[tp.first] += end;
+  try {
+    next->outbox = store_.outbox_stats();
+    point.outbox_waiting = next->outbox->waiting;
+  } catch (const std::exception& e) {
+    next->outbox_error = e.what();
+  }
+  if (relay_) {
+    next->relay = relay_->stats();
+    point.relay_published = next->relay->published;
+  }
+  if (metrics_) point.http = metrics_->route_totals();
+
+  std::lock_guard lock(mutex_);
+  latest_ = std::move(next);
+  history_.push_back(std::move(point));
+  while (!history_.empty() && history_.front().t_ms < history_.back().t_ms - std::chrono::milliseconds(options_.window).count())
+    history_.pop_front();
+}
+
+json Monitor::envelope() const {
+  return {{"instance", instance_id_},
+          {"sampled_at", latest_->sampled_at.empty() ? json(nullptr) : json(latest_->sampled_at)},
+          {"interval_seconds", std::chrono::duration<double>(options_.interval).count()},
+          {"window_seconds", options_.window.count()},
+          {"kafka_error", latest_->kafka_error.empty() ? json(nullptr) : json(latest_->kafka_error)}};
+}
+
+json Monitor::groups() const {
+  std::lock_guard lock(mutex_);
+  json out = envelope();
+  json t = json::array();
+  for (const auto& p : history_) t.push_back(p.t_ms);
+  json list = json::array();
+  const Point* ago = nullptr;  // the sample stuck_after ago, for "no progress"
+  for (const auto& p : history_)
+    if (p.t_ms <= latest_->t_ms - std::chrono::milliseconds(options_.stuck_after).count()) ago = &p;
+  for (const auto& g : latest_->groups) {
+    std::int64_t lag = 0;
+    json parts = json::array();
+    for (const auto& p : g.partitions) {
+      lag += p.lag;
+      parts.push_back({{"topic", p.topic},
+                       {"partition", p.partition},
+                       {"committed", p.committed >= 0 ? json(p.committed) : json(nullptr)},
+                       {"end", p.end >= 0 ? json(p.end) : json(nullptr)},
+                       {"lag", p.lag}});
+    }
+    json members = json::array();
+    for (const auto& m : g.members) {
+      json a = json::array();
+      for (const auto& [topic, partition] : m.assignment) a.push_back({{"topic", topic}, {"partition", partition}});
+      members.push_back({{"member_id", m.member_id}, {"client_id", m.client_id}, {"host", m.host}, {"assignment", std::move(a)}});
+    }
+    // Lag over the window: the group's total and each partition's, one value per sample
+    // (null where the group did not exist yet).
+    json total = json::array();
+    std::map<std::string, json> per_partition;
+    for (const auto& p : g.partitions) per_partition[p.topic + "/" + std::to_string(p.partition)] = json::array();
+    for (const auto& pt : history_) {
+      auto it = pt.group_lag.find(g.group_id);
+      total.push_back(it == pt.group_lag.end() ? json(nullptr) : json(it->second));
+      auto pl = pt.partition_lag.find(g.group_id);
+      for (auto& [name, series] : per_partition) {
+        if (pl == pt.partition_lag.end()) {
+          series.push_back(nullptr);
+          continue;
+        }
+        auto v = pl->second.find(name);
+        series.push_back(v == pl->second.end() ? json(nullptr) : json(v->second));
+      }
+    }
+    std::string health = "ok", why;
+    if (!g.error.empty()) health = "stuck", why = g.error;
+    else if (lag > 0 && g.members.empty()) health = "stuck", why = "lagging with no member consuming";
+    else if (lag > 0) {
+      health = "warn", why = "lagging";
+      if (ago) {
+        auto before = ago->group_committed.find(g.group_id);
+        auto now = history_.back().group_committed.find(g.group_id);
+        auto lag_before = ago->group_lag.find(g.group_id);
+        if (before != ago->group_committed.end() && now != history_.back().group_committed.end() && before->second == now->second &&
+            lag_before != ago->group_lag.end() && lag_before->second > 0)
+          health = "stuck", why = "no offset committed for " + std::to_string(options_.stuck_after.count()) + " s while lagging";
+      }
+    }
+    json series = json::object();
+    for (auto& [name, s] : per_partition) series[name] = std::move(s);
+    list.push_back({{"group_id", g.group_id},
+                    {"state", g.state},
+                    {"error", g.error.empty() ? json(nullptr) : json(g.error)},
+                    {"health", health},
+                    {"health_reason", why.empty() ? json(nullptr) : json(why)},
+                    {"lag", lag},
+                    {"members", std::move(members)},
+                    {"partitions", std::move(parts)},
+                    {"history", {{"t", t}, {"lag", std::move(total)}, {"partitions", std::move(series)}}}});
+  }
+  out["groups"] = std::move(list);
+  return out;
+}
+
+json Monitor::topics() const {
+  std::lock_guard lock(mutex_);
+  json out = envelope();
+  out["brokers"] = latest_->brokers;
+  json list = json::array();
+  for (const auto& topic : latest_->topics) {
+    json parts = json::array();
+    std::int64_t messages = 0;
+    int under = 0;
+    for (const auto& p : topic.partitions) {
+      auto e = latest_->ends.find({topic.name, p.id});
+      const std::int64_t end = e == latest_->ends.end() ? -1 : e->second;
+      if (end > 0) messages += end;
+      const bool under_replicated = p.isrs.size() < p.replicas.size();
+      under += under_replicated;
+      parts.push_back({{"partition", p.id},
+                       {"leader", p.leader},
+                       {"replicas", p.replicas},
+                       {"isr", p.isrs},
+                       {"under_replicated", under_replicated},
+                       {"offline", p.leader < 0},
+                       {"end", end >= 0 ? json(end) : json(nullptr)}});
+    }
+    // Messages per second between consecutive samples (the first has none).
+    json t = json::array(), rate = json::array();
+    const Point* prev = nullptr;
+    for (const auto& pt : history_) {
+      auto now = pt.topic_end.find(topic.name);
+      if (prev && now != pt.topic_end.end()) {
+        auto before = prev->topic_end.find(topic.name);
+        if (before != prev->topic_end.end() && pt.t_ms > prev->t_ms) {
+          t.push_back(pt.t_ms);
+          rate.push_back(rounded(static_cast<double>(std::max<std::int64_t>(0, now->second - before->second)) / seconds_between(prev->t_ms, pt.t_ms)));
+        }
+      }
+      prev = &pt;
+    }
+    const double last_rate = rate.empty() ? 0.0 : rate.back().get<double>();
+    list.push_back({{"name", topic.name},
+                    {"dead_letter", topic.name.ends_with(".dlq")},
+                    {"partitions", std::move(parts)},
+                    {"under_replicated", under},
+                    {"messages", messages},
+                    {"messages_per_second", last_rate},
+                    {"history", {{"t", std::move(t)}, {"messages_per_second", std::move(rate)}}}});
+  }
+  out["topics"] = std::move(list);
+  return out;
+}
+
+json Monitor::outbox() const {
+  std::lock_guard lock(mutex_);
+  json out = envelope();
+  const auto& l = *latest_;
+  double age = 0;
+  if (l.outbox && l.outbox->oldest_waiting)
+    if (auto ms = events::to_unix_millis(*l.outbox->oldest_waiting)) age = std::max(0.0, seconds_between(*ms, l.t_ms));
+  out["waiting"] = l.outbox ? json(l.outbox->waiting) : json(nullptr);
+  out["oldest_waiting"] = l.outbox && l.outbox->oldest_waiting ? json(*l.outbox->oldest_waiting) : json(nullptr);
+  out["oldest_age_seconds"] = rounded(age);
+  out["error"] = l.outbox_error.empty() ? json(nullptr) : json(l.outbox_error);
+  json relay = nullptr;
+  if (l.relay)
+    relay = {{"published", l.relay->published},
+             {"failed", l.relay->failed},
+             {"batches", l.relay->batches},
+             {"producer_restarts", l.relay->producer_restarts},
+             {"holds_lease", l.relay->holds_lease},
+             {"lease_holder", l.relay->holds_lease ? json(instance_id_) : json(nullptr)},
+             {"last_error", l.relay->last_error.empty() ? json(nullptr) : json(l.relay->last_error)},
+             {"last_error_at", l.relay->last_error_at.empty() ? json(nullptr) : json(l.relay->last_error_at)}};
+  out["relay"] = std::move(relay);
+  json t = json::array(), waiting = json::array(), rate = json::array();
+  const Point* prev = nullptr;
+  for (const auto& pt : history_) {
+    t.push_back(pt.t_ms);
+    waiting.push_back(pt.outbox_waiting ? json(*pt.outbox_waiting) : json(nullptr));
+    rate.push_back(prev && pt.t_ms > prev->t_ms
+                       ? json(rounded(static_cast<double>(pt.relay_published - std::min(pt.relay_published, prev->relay_published)) /
+                                      seconds_between(prev->t_ms, pt.t_ms)))
+                       : json(nullptr));
+    prev = &pt;
+  }
+  out["publish_per_second"] = rate.empty() || rate.back().is_null() ? 0.0 : rate.back().get<double>();
+  std::string health = "ok", why;
+  if (!l.outbox_error.empty()) health = "stuck", why = "the database did not answer";
+  else if (age > static_cast<double>(options_.stuck_after.count())) health = "stuck", why = "oldest event waits for " + std::to_string(static_cast<long long>(age)) + " s";
+  else if (l.outbox && l.outbox->waiting > 0) health = "warn", why = "events waiting";
+  out["health"] = health;
+  out["health_reason"] = why.empty() ? json(nullptr) : json(why);
+  out["history"] = {{"t", std::move(t)}, {"waiting", std::move(waiting)}, {"publish_per_second", std::move(rate)}};
+  return out;
+}
+
+json Monitor::http() const {
+  std::lock_guard lock(mutex_);
+  json out = envelope();
+  json routes = json::array();
+  const auto& bounds = api::Metrics::bucket_bounds();
+  if (!history_.empty()) {
+    const auto& first = history_.front();
+    const auto& last = history_.back();
+    const double span = std::max(1e-3, seconds_between(first.t_ms, last.t_ms));
+    for (const auto& [key, now] : last.http) {
+      api::Metrics::RouteTotals d = now;
+      if (auto before = first.http.find(key); before != first.http.end()) {
+        d.count -= before->second.count;
+        d.client_errors -= before->second.client_errors;
+        d.server_errors -= before->second.server_errors;
+        for (std::size_t i = 0; i < d.buckets.size(); ++i) d.buckets[i] -= before->second.buckets[i];
+      }
+      if (history_.size() > 1 && d.count == 0) continue;  // idle in the window
+      routes.push_back({{"method", key.first},
+                        {"route", key.second},
+                        {"requests", d.count},
+                        {"per_second", rounded(static_cast<double>(d.count) / span)},
+                        {"client_errors", d.client_errors},
+                        {"server_errors", d.server_errors},
+                        {"error_rate", d.count ? rounded(static_cast<double>(d.server_errors) / static_cast<double>(d.count), 1e-4) : 0.0},
+                        {"p50_ms", ms_or_null(histogram_quantile(0.5, d.buckets, d.count, bounds))},
+                        {"p99_ms", ms_or_null(histogram_quantile(0.99, d.buckets, d.count, bounds))}});
+    }
+    std::sort(routes.begin(), routes.end(), [](const json& a, const json& b) { return a["requests"].get<std::uint64_t>() > b["requests"].get<std::uint64_t>(); });
+    out["window_covered_seconds"] = rounded(span, 1);
+  }
+  // All routes together, per sample: requests per second, p99 and 5xx.
+  json t = json::array(), rps = json::array(), p99 = json::array(), errors = json::array();
+  const Point* prev = nullptr;
+  for (const auto& pt : history_) {
+    if (prev && pt.t_ms > prev->t_ms) {
+      std::array<std::uint64_t, api::Metrics::kBucketCount> buckets{};
+      std::uint64_t count = 0, server_errors = 0;
+      for (const auto& [key, now] : pt.http) {
+        auto before = prev->http.find(key);
+        count += now.count - (before == prev->http.end() ? 0 : before->second.count);
+        server_errors += now.server_errors - (before == prev->http.end() ? 0 : before->second.server_errors);
+        for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += now.buckets[i] - (before == prev->http.end() ? 0 : before->second.buckets[i]);
+      }
+      t.push_back(pt.t_ms);
+      rps.push_back(rounded(static_cast<double>(count) / seconds_between(prev->t_ms, pt.t_ms)));
+      p99.push_back(ms_or_null(histogram_quantile(0.99, buckets, count, bounds)));
+      errors.push_back(server_errors);
+    }
+    prev = &pt;
+  }
+  out["routes"] = std::move(routes);
+  out["history"] = {{"t", std::move(t)}, {"per_second", std::move(rps)}, {"p99_ms", std::move(p99)}, {"server_errors", std::move(errors)}};
+  return out;
+}
+
+json Monitor::overview() const {
+  // One picture of REST -> outbox -> relay -> topics -> groups -> effects.
+  json o = outbox(), g = groups(), tp = topics(), h = http();
+  std::lock_guard lock(mutex_);
+  json out = envelope();
+  double rps = 0, err = 0;
+  if (!h["history"]["per_second"].empty()) rps = h["history"]["per_second"].back().get<double>();
+  std::uint64_t req = 0, e5 = 0;
+  for (const auto& r : h["routes"]) {
+    req += r["requests"].get<std::uint64_t>();
+    e5 += r["server_errors"].get<std::uint64_t>();
+  }
+  if (req) err = static_cast<double>(e5) / static_cast<double>(req);
+  json rest = {{"name", "REST API"}, {"per_second", rps}, {"error_rate", rounded(err, 1e-4)}, {"health", err > 0.01 ? "warn" : "ok"},
+               {"health_reason", err > 0.01 ? json("server errors above 1 %") : json(nullptr)}};
+  json box_outbox = {{"name", "Outbox"}, {"waiting", o["waiting"]}, {"oldest_age_seconds", o["oldest_age_seconds"]},
+                     {"health", o["health"]}, {"health_reason", o["health_reason"]}};
+  std::string relay_health = "ok";
+  json relay_reason = nullptr;
+  if (o["health"] == "stuck") relay_health = "stuck", relay_reason = o["relay"].is_object() ? o["relay"]["last_error"] : json(nullptr);
+  json box_relay = {{"name", "Relay"}, {"per_second", o["publish_per_second"]},
+                    {"holds_lease", o["relay"].is_object() ? o["relay"]["holds_lease"] : json(nullptr)},
+                    {"last_error", o["relay"].is_object() ? o["relay"]["last_error"] : json(nullptr)},
+                    {"health", relay_health}, {"health_reason", relay_reason}};
+  double topic_rate = 0;
+  int under = 0;
+  for (const auto& t : tp["topics"]) {
+    if (!t["dead_letter"].get<bool>()) topic_rate += t["messages_per_second"].get<double>();
+    under += t["under_replicated"].get<int>();
+  }
+  std::string topics_health = !latest_->kafka_error.empty() ? "stuck" : under > 0 ? "warn" : "ok";
+  json topics_reason = !latest_->kafka_error.empty() ? json(latest_->kafka_error)
+                       : under > 0                    ? json(std::to_string(under) + " under-replicated partition(s)")
+                                                      : json(nullptr);
+  json box_topics = {{"name", "Topics"}, {"per_second", rounded(topic_rate)}, {"brokers", tp["brokers"]}, {"under_replicated", under},
+                     {"health", topics_health}, {"health_reason", topics_reason}};
+  json dlq = json::array();
+  for (const auto& t : tp["topics"])
+    if (t["dead_letter"].get<bool>() && t["messages"].get<std::int64_t>() > 0) dlq.push_back({{"topic", t["name"]}, {"letters", t["messages"]}});
+  json box_groups = json::array();
+  auto effect = [&](const std::string& id) -> std::string {
+    if (id == settings_.kafka_consumer_group_audit) return "audit trail";
+    if (id == settings_.kafka_consumer_group_notification) return "notifications and email";
+    if (id.starts_with(settings_.kafka_consumer_group_websocket + "-")) return "live updates";
+    return "dead-letter redrive";
+  };
+  for (const auto& grp : g["groups"])
+    box_groups.push_back({{"group_id", grp["group_id"]}, {"effect", effect(grp["group_id"].get<std::string>())}, {"state", grp["state"]},
+                          {"lag", grp["lag"]}, {"members", grp["members"].size()}, {"health", grp["health"]}, {"health_reason", grp["health_reason"]}});
+  out["rest"] = std::move(rest);
+  out["outbox"] = std::move(box_outbox);
+  out["relay"] = std::move(box_relay);
+  out["topics"] = std::move(box_topics);
+  out["groups"] = std::move(box_groups);
+  out["dead_letters"] = std::move(dlq);
+  return out;
+}
+
+}  // namespace taskstream::ops
