@@ -129,6 +129,8 @@ const std::map<std::string, json>& operations() {
                          {"responses", {{"200", {{"description", "Prometheus text format"}, {"content", {{"text/plain", {{"schema", {{"type", "string"}}}}}}}}}}}};
     m["GET /"] = {{"summary", "The web page"}, {"security", json::array()},
                   {"responses", {{"200", {{"description", "HTML"}, {"content", {{"text/html", {{"schema", {{"type", "string"}}}}}}}}}}}};
+    m["GET /console"] = {{"summary", "The operations console (its figures come from /admin, for operators)"}, {"security", json::array()},
+                         {"responses", {{"200", {{"description", "HTML"}, {"content", {{"text/html", {{"schema", {{"type", "string"}}}}}}}}}}}};
     m["GET /static/{file}"] = {{"summary", "The web page's scripts and styles"}, {"security", json::array()},
                                {"parameters", json::array({{{"name", "file"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}}})},
                                {"responses", {{"200", {{"description", "The file"}}}, {"404", problem("No such file")}}}};

@@ -106,9 +106,16 @@ void register_web_routes(http::Router& router) {
     if (it == assets->end()) co_return Response::problem(404, "the web page is not installed");
     co_return asset_response(req, it->second);
   });
+  // The operations console (docs/operations.md, "Console"): a page like the one above; what it
+  // shows comes from /admin, which only operators' tokens may read.
+  router.add({"GET", "/console", false, "The operations console"}, [assets](Request& req) -> awaitable<Response> {
+    auto it = assets->find("console.html");
+    if (it == assets->end()) co_return Response::problem(404, "the console is not installed");
+    co_return asset_response(req, it->second);
+  });
   router.add({"GET", "/static/{file}", false, "The web page's scripts and styles"}, [assets](Request& req) -> awaitable<Response> {
     auto it = assets->find(req.params["file"]);
-    if (it == assets->end() || it->first == "index.html") co_return Response::problem(404, "no such file");
+    if (it == assets->end() || it->first == "index.html" || it->first == "console.html") co_return Response::problem(404, "no such file");
     co_return asset_response(req, it->second);
   });
   router.add({"GET", "/static/{folder}/{file}", false, "The web page's modules"}, [assets](Request& req) -> awaitable<Response> {

@@ -43,8 +43,14 @@ std::optional<double> histogram_quantile(double q, const std::array<std::uint64_
 }
 
 bool is_taskstream_group(const config::Settings& s, std::string_view id) {
-  return id == s.kafka_consumer_group_audit || id == s.kafka_consumer_group_notification ||
-         id.starts_with(s.kafka_consumer_group_websocket + "-") || id.starts_with("taskstream-redrive.");
+  if (id == s.kafka_consumer_group_audit || id == s.kafka_consumer_group_notification || id.starts_with(s.kafka_consumer_group_websocket + "-"))
+    return true;
+  // The redrive positions of this deployment's dead-letter topics (`taskstream-redrive.<topic>.dlq[.<filter>]`).
+  for (const auto* t : {&s.kafka_topic_task_events, &s.kafka_topic_task_updates, &s.kafka_topic_notification_request}) {
+    const std::string prefix = "taskstream-redrive." + *t + ".dlq";
+    if (id == prefix || id.starts_with(prefix + ".")) return true;
+  }
+  return false;
 }
 
 struct Monitor::Point {
@@ -223,8 +229,12 @@ json Monitor::groups() const {
       }
     }
     std::string health = "ok", why;
+    const bool redrive = g.group_id.starts_with("taskstream-redrive.");
     if (!g.error.empty()) health = "stuck", why = g.error;
-    else if (lag > 0 && g.members.empty()) health = "stuck", why = "lagging with no member consuming";
+    else if (redrive) {
+      // A redrive position has no member between runs; its lag is letters not sent back yet.
+      if (lag > 0) health = "warn", why = std::to_string(lag) + " dead letter(s) not redriven";
+    } else if (lag > 0 && g.members.empty()) health = "stuck", why = "lagging with no member consuming";
     else if (lag > 0) {
       health = "warn", why = "lagging";
       if (ago) {
@@ -256,6 +266,8 @@ json Monitor::topics() const {
   std::lock_guard lock(mutex_);
   json out = envelope();
   out["brokers"] = latest_->brokers;
+  // This deployment's topics (each has a .dlq twin); the list below is the whole cluster's.
+  out["service_topics"] = {settings_.kafka_topic_task_events, settings_.kafka_topic_task_updates, settings_.kafka_topic_notification_request};
   json list = json::array();
   for (const auto& topic : latest_->topics) {
     json parts = json::array();
@@ -428,7 +440,14 @@ json Monitor::overview() const {
                     {"health", relay_health}, {"health_reason", relay_reason}};
   double topic_rate = 0;
   int under = 0;
+  // This deployment's topics only: the cluster may hold others'.
+  auto ours = [&](const std::string& name) {
+    for (const auto* t : {&settings_.kafka_topic_task_events, &settings_.kafka_topic_task_updates, &settings_.kafka_topic_notification_request})
+      if (name == *t || name == *t + ".dlq") return true;
+    return false;
+  };
   for (const auto& t : tp["topics"]) {
+    if (!ours(t["name"].get<std::string>())) continue;
     if (!t["dead_letter"].get<bool>()) topic_rate += t["messages_per_second"].get<double>();
     under += t["under_replicated"].get<int>();
   }
@@ -440,7 +459,7 @@ json Monitor::overview() const {
                      {"health", topics_health}, {"health_reason", topics_reason}};
   json dlq = json::array();
   for (const auto& t : tp["topics"])
-    if (t["dead_letter"].get<bool>() && t["messages"].get<std::int64_t>() > 0) dlq.push_back({{"topic", t["name"]}, {"letters", t["messages"]}});
+    if (t["dead_letter"].get<bool>() && ours(t["name"].get<std::string>()) && t["messages"].get<std::int64_t>() > 0) dlq.push_back({{"topic", t["name"]}, {"letters", t["messages"]}});
   json box_groups = json::array();
   auto effect = [&](const std::string& id) -> std::string {
     if (id == settings_.kafka_consumer_group_audit) return "audit trail";

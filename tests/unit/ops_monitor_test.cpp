@@ -46,10 +46,14 @@ TEST(TaskstreamGroups, AreTheServicesOwnAndTheRedrives) {
   s.kafka_consumer_group_audit = "audit-service";
   s.kafka_consumer_group_notification = "notification-service";
   s.kafka_consumer_group_websocket = "websocket-service";
+  s.kafka_topic_task_events = "task-events";
   EXPECT_TRUE(ops::is_taskstream_group(s, "audit-service"));
   EXPECT_TRUE(ops::is_taskstream_group(s, "notification-service"));
   EXPECT_TRUE(ops::is_taskstream_group(s, "websocket-service-host-1a2b3c"));
   EXPECT_TRUE(ops::is_taskstream_group(s, "taskstream-redrive.task-events.dlq"));
+  EXPECT_TRUE(ops::is_taskstream_group(s, "taskstream-redrive.task-events.dlq.reason=bad_json"));
+  EXPECT_FALSE(ops::is_taskstream_group(s, "taskstream-redrive.other-deployment-task-events.dlq")) << "another deployment's on the same cluster";
+  EXPECT_FALSE(ops::is_taskstream_group(s, "taskstream-redrive.task-events.dlqx"));
   EXPECT_FALSE(ops::is_taskstream_group(s, "websocket-service"));
   EXPECT_FALSE(ops::is_taskstream_group(s, "audit-service-2"));
   EXPECT_FALSE(ops::is_taskstream_group(s, "someone-elses-group"));
