@@ -5,7 +5,7 @@
 
 #include <charconv>
 #include <chrono>
-#include <mutex>
+#include <atomic>
 
 #include "api/api.hpp"
 #include "events/events.hpp"
@@ -105,8 +105,16 @@ nlohmann::json action_json(const storage::OperatorAction& a) {
 }
 
 /// One redrive at a time in this process (the CLI and other instances are kept apart by
-/// the redrive's consumer group: its committed position is where each one starts).
-std::mutex redrive_mutex;
+/// the redrive's consumer group: its committed position is where each one starts). A flag,
+/// not a mutex: the coroutine that takes it may resume, and give it back, on another thread.
+std::atomic<bool> redrive_running{false};
+
+struct RedriveTurn {
+  bool mine = !redrive_running.exchange(true);
+  ~RedriveTurn() {
+    if (mine) redrive_running = false;
+  }
+};
 
 Response no_monitor() {
   return Response::problem(503, "the console's figures are not sampled in this process");
@@ -164,8 +172,8 @@ void register_admin_routes(http::Router& router, ApiContext& ctx) {
                }
                auto filter = filter_of(expression);
                if (!ctx.settings.kafka_enabled) throw http::HttpError(503, "Kafka is disabled (KAFKA_ENABLED=false)");
-               std::unique_lock lock(redrive_mutex, std::try_to_lock);
-               if (!lock.owns_lock()) throw http::HttpError(409, "a redrive is running in this instance; try again when it is done");
+               RedriveTurn turn;
+               if (!turn.mine) throw http::HttpError(409, "a redrive is running in this instance; try again when it is done");
                auto actor = co_await http::offload(ctx.blocking_pool, [&] {
                  auto u = ctx.store.find_user(req.user_id);
                  return u ? u->email : req.user_id;

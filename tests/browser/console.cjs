@@ -4,6 +4,8 @@
 //                  poison messages dead-lettered: sign-in rules, every view, lag shown, a
 //                  filtered dry run, the confirmation naming the count, the redrive, the log.
 //   PHASE=drained  the worker runs again: the page shows the lag fall to 0 by itself.
+//   PHASE=backlog / backlog-drained  (tests/robustness/fault_test.cpp) the outbox view while
+//                  the broker is down with BACKLOG changes waiting, then after it is back.
 // env: OPS_EMAIL (an ADMIN_EMAILS account, password "correct horse battery"), AUDIT_GROUP,
 // TOPIC (the task-events topic), LAG (events behind).
 "use strict";
@@ -28,6 +30,27 @@ async function view(page, hash, heading) {
 
 run("console " + process.env.PHASE, async (browser) => {
   const page = await newPage(browser);
+  if (process.env.PHASE === "backlog" || process.env.PHASE === "backlog-drained") {
+    // tests/robustness/fault_test.cpp: the broker is down with BACKLOG changes made (backlog),
+    // then up again (backlog-drained). The outbox view shows the rows waiting, then none.
+    const want = Number(process.env.BACKLOG);
+    await signInConsole(page, ops);
+    await view(page, "outbox", "Outbox and relay");
+    const waiting = page.locator("dl.figures div", { hasText: "Waiting" }).locator("dd");
+    const read = async () => Number((await waiting.innerText().catch(() => "-1")).replace(/[^0-9]/g, "") || -1);
+    if (process.env.PHASE === "backlog") {
+      check(await until(async () => (await read()) >= want, 30000, 250), `the outbox view shows at least ${want} events waiting while the broker is down`);
+      await shot(page, "console-outbox-backlog");
+    } else {
+      check(await until(async () => (await read()) === 0, 120000, 500), "the outbox view shows the backlog drained once the broker is back");
+      const chart = page.getByRole("img", { name: /Events waiting in the outbox/ });
+      check((await chart.count()) === 1, "the waiting chart is there");
+      await shot(page, "console-outbox-drained");
+    }
+    await axe(page, "the outbox view");
+    noErrors(page);
+    return;
+  }
   if (process.env.PHASE === "drained") {
     await signInConsole(page, ops);
     await view(page, "groups", "Consumer groups");

@@ -111,6 +111,21 @@ TEST(Operators, AdminRoutesAre401WithoutATokenAnd403ForOthersAndAForgedRoleIsRef
     EXPECT_EQ(serve.call("GET", route, {}, ops).status, 200) << route;
   }
 
+  // The routes that act: refused the same way before anything is looked at.
+  for (const std::string route : {"/admin/dlq/task-events/redrive", "/admin/email/some-id/retry"}) {
+    EXPECT_EQ(serve.call("POST", route, "{}").status, 401) << route;
+    EXPECT_EQ(serve.call("POST", route, "{}", user).status, 403) << route;
+    EXPECT_EQ(serve.call("POST", route, "{}", forged).status, 401) << route;
+  }
+  auto retry = serve.call("POST", "/admin/email/no-such-notification/retry", {}, ops);
+  EXPECT_EQ(retry.status, 404);
+  EXPECT_NE(retry.body.find("no-such-notification"), std::string::npos) << retry.body;
+  EXPECT_EQ(serve.call("GET", "/admin/email?limit=0", {}, ops).status, 422);
+  EXPECT_EQ(serve.call("GET", "/admin/actions?limit=x", {}, ops).status, 422);
+  auto queue = serve.call("GET", "/admin/email", {}, ops).json();
+  EXPECT_EQ(queue["pending"], 0);
+  EXPECT_TRUE(queue["items"].is_array());
+
   auto outbox = serve.call("GET", "/admin/outbox", {}, ops).json();
   EXPECT_TRUE(outbox["waiting"].is_number_integer());
   EXPECT_TRUE(outbox["oldest_age_seconds"].is_number());
@@ -295,7 +310,8 @@ TEST(Operators, DeadLettersOfThreeReasonsAFilteredDryRunAndARedriveThatSendsThem
   EXPECT_EQ(dry.json()["sent"], 0);
   ASSERT_EQ(dry.json()["letters"].size(), 2u);
   std::set<std::int64_t> dry_offsets;
-  for (const auto& l : dry.json()["letters"]) {
+  const auto dry_body = dry.json();  // kept: a range-for over dry.json()[...] reads a destroyed temporary
+  for (const auto& l : dry_body["letters"]) {
     EXPECT_EQ(l["reason"], "schema");
     dry_offsets.insert(l["dlq_offset"].get<std::int64_t>() * 1000 + l["dlq_partition"].get<std::int64_t>());
   }
@@ -303,7 +319,8 @@ TEST(Operators, DeadLettersOfThreeReasonsAFilteredDryRunAndARedriveThatSendsThem
   ASSERT_EQ(real.status, 200) << real.body;
   EXPECT_EQ(real.json()["sent"], 2);
   std::set<std::int64_t> sent_offsets;
-  for (const auto& l : real.json()["letters"]) sent_offsets.insert(l["dlq_offset"].get<std::int64_t>() * 1000 + l["dlq_partition"].get<std::int64_t>());
+  const auto real_body = real.json();
+  for (const auto& l : real_body["letters"]) sent_offsets.insert(l["dlq_offset"].get<std::int64_t>() * 1000 + l["dlq_partition"].get<std::int64_t>());
   EXPECT_EQ(sent_offsets, dry_offsets) << "the dry run showed what went";
 
   // The CLI after it, with the same filter: the same progress memory, nothing more goes.

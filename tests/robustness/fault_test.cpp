@@ -9,6 +9,7 @@
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
+#include "kafka/tail.hpp"
 #include "outbox/relay.hpp"
 
 using namespace taskstream;
@@ -678,4 +679,78 @@ TEST_F(ThreeBrokers, ScaleOutTwoServeTwoWorkersSurviveLosingOneOfEach) {
   EXPECT_EQ(not_recovered, 0u);
   EXPECT_EQ(workers[1]->stop(), 0) << workers[1]->log();
   EXPECT_EQ(b.stop(), 0) << b.log();
+}
+
+// The console while the broker is down (docs/operations.md, "Console"): the outbox
+// backlog climbs in /admin/outbox and in the page, with the relay's last error; after the
+// broker is back it drains to 0, the history holding the climb, and nothing was lost.
+namespace {
+
+int run_console_phase(const itest::ServeProcess& serve, const std::string& phase, int backlog, std::string& out) {
+  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
+  if (!node_path || !*node_path) {
+    out = "TASKSTREAM_NODE_PATH is not set: run scripts/test (it installs playwright-core and axe-core)";
+    return -1;
+  }
+  const char* artifacts = std::getenv("TASKSTREAM_ARTIFACT_DIR");
+  const std::string cmd = "NODE_PATH='" + std::string(node_path) + "' BASE_URL='http://127.0.0.1:" + std::to_string(serve.port()) + "' ARTIFACT_DIR='" +
+                          (artifacts && *artifacts ? std::string(artifacts) : std::string("artifacts")) + "' JWT_SECRET='" + serve.env().at("JWT_SECRET") +
+                          "' PHASE=" + phase + " BACKLOG=" + std::to_string(backlog) + " OPS_EMAIL=ops@example.com node '" TASKSTREAM_SOURCE_DIR
+                          "/tests/browser/console.cjs' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  return pclose(p);
+}
+
+}  // namespace
+
+TEST(Faults, ConsoleShowsTheOutboxBacklogClimbWhileTheBrokerIsDownAndDrainAfter) {
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"ADMIN_EMAILS", "ops@example.com"}, {"EMAIL_NOTIFICATIONS_ENABLED", "false"}});
+  const auto creds = nlohmann::json{{"email", "ops@example.com"}, {"password", "correct horse battery"}}.dump();
+  ASSERT_EQ(serve.call("POST", "/auth/register", creds).status, 201);
+  const std::string ops = serve.call("POST", "/auth/token", creds).json()["access_token"];
+  auto [user, token] = serve.new_user("backlog");
+  ASSERT_EQ(kafka_script("stop"), 0);
+  ASSERT_NE(kafka_script("status"), 0) << "the broker is down";
+  constexpr int kBacklog = 40;
+  for (int i = 0; i < kBacklog; ++i)
+    ASSERT_EQ(serve.call("POST", "/tasks", nlohmann::json{{"title", "while down " + std::to_string(i)}}.dump(), token).status, 201)
+        << "writes go on while Kafka is down";
+  nlohmann::json outbox;
+  ASSERT_TRUE(itest::wait_until([&] {
+    outbox = serve.call("GET", "/admin/outbox", {}, ops).json();
+    return outbox["waiting"].is_number() && outbox["waiting"].get<int>() >= 2 * kBacklog;  // task-events and task-updates each
+  }, 30s)) << outbox.dump();
+  std::string out;
+  const int shown = run_console_phase(serve, "backlog", 2 * kBacklog, out);
+  EXPECT_EQ(shown, 0) << out;
+  const auto overview = serve.call("GET", "/admin/overview", {}, ops).json();
+  EXPECT_FALSE(overview["kafka_error"].is_null()) << "the sample says Kafka does not answer: " << overview.dump();
+  EXPECT_EQ(overview["topics"]["health"], "stuck") << overview.dump();
+
+  start_broker();
+  ASSERT_TRUE(itest::wait_until([&] {
+    outbox = serve.call("GET", "/admin/outbox", {}, ops).json();
+    return outbox["waiting"] == 0;
+  }, 120s)) << outbox.dump();
+  out.clear();
+  EXPECT_EQ(run_console_phase(serve, "backlog-drained", 0, out), 0) << out;
+  std::int64_t peak = 0;
+  for (const auto& v : outbox["history"]["waiting"])
+    if (v.is_number()) peak = std::max(peak, v.get<std::int64_t>());
+  EXPECT_EQ(peak, 2 * kBacklog) << "the history holds the climb: " << outbox["history"].dump();
+  EXPECT_GE(outbox["relay"]["published"].get<std::int64_t>(), 2 * kBacklog);
+  // Nothing lost: every change is on task-events, read back from the broker.
+  std::size_t events = 0;
+  std::atomic<bool> stop{false};
+  kafka::tail(itest::kafka_settings(), serve.topic("task-events"), {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = 5s},
+              [&](const kafka::Message& m) {
+                if (m.key() == user) ++events;
+                return true;
+              },
+              stop);
+  EXPECT_EQ(events, static_cast<std::size_t>(kBacklog));
+  EXPECT_EQ(serve.stop(), 0);
 }

@@ -135,7 +135,7 @@ DeadLetterPage read_dead_letters(const config::Settings& settings, const std::st
     if (end > 0) todo[tp.second] = end;
   if (todo.empty()) return page;
   // Assigned, not subscribed: no group membership, nothing committed.
-  ConsumerProperties cp{"taskstream-dlq-reader", "taskstream-dlq-reader", {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}}};
+  ConsumerProperties cp{"taskstream-dlq-reader", "taskstream-dlq-reader", {{"enable.auto.commit", "false"}, {"enable.auto.offset.store", "false"}, {"enable.partition.eof", "true"}}};
   auto rk = impl::make_client(RD_KAFKA_CONSUMER, consumer_properties(settings, resolve_bootstrap(settings), cp));
   rd_kafka_poll_set_consumer(rk.get());
   auto* parts = rd_kafka_topic_partition_list_new(static_cast<int>(todo.size()));
