@@ -11,6 +11,7 @@
 #include "events/events.hpp"
 #include "api/body.hpp"
 #include "http/blocking.hpp"
+#include "kafka/admin.hpp"
 #include "kafka/dead_letter.hpp"
 #include "kafka/error.hpp"
 #include "kafka/redrive.hpp"
@@ -48,8 +49,8 @@ int limit_param(const Request& req, int fallback, int max) {
 /// The service topic `name` names (with or without its `.dlq`), or 404 naming it.
 std::string service_topic(const config::Settings& s, std::string name) {
   if (name.ends_with(".dlq")) name.resize(name.size() - 4);
-  for (const auto* t : {&s.kafka_topic_task_events, &s.kafka_topic_task_updates, &s.kafka_topic_notification_request})
-    if (*t == name) return name;
+  for (const auto& t : kafka::service_topic_names(s))
+    if (t == name) return name;
   throw http::HttpError(404, "no dead-letter topic for '" + name + "': taskstream's topics are " + s.kafka_topic_task_events + ", " +
                                  s.kafka_topic_task_updates + " and " + s.kafka_topic_notification_request);
 }

@@ -46,8 +46,8 @@ bool is_taskstream_group(const config::Settings& s, std::string_view id) {
   if (id == s.kafka_consumer_group_audit || id == s.kafka_consumer_group_notification || id.starts_with(s.kafka_consumer_group_websocket + "-"))
     return true;
   // The redrive positions of this deployment's dead-letter topics (`taskstream-redrive.<topic>.dlq[.<filter>]`).
-  for (const auto* t : {&s.kafka_topic_task_events, &s.kafka_topic_task_updates, &s.kafka_topic_notification_request}) {
-    const std::string prefix = "taskstream-redrive." + *t + ".dlq";
+  for (const auto& t : kafka::service_topic_names(s)) {
+    const std::string prefix = "taskstream-redrive." + t + ".dlq";
     if (id == prefix || id.starts_with(prefix + ".")) return true;
   }
   return false;
@@ -267,7 +267,7 @@ json Monitor::topics() const {
   json out = envelope();
   out["brokers"] = latest_->brokers;
   // This deployment's topics (each has a .dlq twin); the list below is the whole cluster's.
-  out["service_topics"] = {settings_.kafka_topic_task_events, settings_.kafka_topic_task_updates, settings_.kafka_topic_notification_request};
+  out["service_topics"] = kafka::service_topic_names(settings_);
   json list = json::array();
   for (const auto& topic : latest_->topics) {
     json parts = json::array();
@@ -442,8 +442,8 @@ json Monitor::overview() const {
   int under = 0;
   // This deployment's topics only: the cluster may hold others'.
   auto ours = [&](const std::string& name) {
-    for (const auto* t : {&settings_.kafka_topic_task_events, &settings_.kafka_topic_task_updates, &settings_.kafka_topic_notification_request})
-      if (name == *t || name == *t + ".dlq") return true;
+    for (const auto& t : kafka::service_topic_names(settings_))
+      if (name == t || name == t + ".dlq") return true;
     return false;
   };
   for (const auto& t : tp["topics"]) {

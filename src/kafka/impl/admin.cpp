@@ -78,9 +78,13 @@ std::string error_text(const rd_kafka_error_t* e) { return e ? rd_kafka_error_st
 
 }  // namespace
 
+std::vector<std::string> service_topic_names(const config::Settings& s) {
+  return {s.kafka_topic_task_events, s.kafka_topic_task_updates, s.kafka_topic_notification_request};
+}
+
 std::vector<TopicSpec> service_topics(const config::Settings& s) {
   std::vector<TopicSpec> out;
-  for (const auto& name : {s.kafka_topic_task_events, s.kafka_topic_task_updates, s.kafka_topic_notification_request}) {
+  for (const auto& name : service_topic_names(s)) {
     out.push_back({name, s.kafka_topic_partitions, s.kafka_replication_factor, {}});
     out.push_back({dlq_topic(name), s.kafka_topic_partitions, s.kafka_replication_factor, {}});
   }
