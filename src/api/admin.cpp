@@ -121,23 +121,37 @@ Response no_monitor() {
   return Response::problem(503, "the console's figures are not sampled in this process");
 }
 
+Response monitor_view(const std::string& body) {
+  Response r;
+  r.body = body;
+  return r;
+}
+
 void register_admin_routes(http::Router& router, ApiContext& ctx) {
   // The figures come from the monitor's last sample (a few seconds old at most): an open
   // console never sends a request of its own to the brokers.
-  using View = nlohmann::json (ops::Monitor::*)() const;
+  using View = std::string ops::Monitor::Views::*;
   const std::tuple<const char*, const char*, View> views[] = {
-      {"/admin/overview", "The pipeline at a glance: REST, outbox, relay, topics, consumer groups, with rates and health (operators)",
-       &ops::Monitor::overview},
+      {"/admin/overview", "The pipeline at a glance: REST, outbox, relay, topics, consumer groups, effects, with rates and health (operators)",
+       &ops::Monitor::Views::overview},
       {"/admin/groups", "Consumer groups: state, members, assignment, committed and end offsets, lag and its last 15 minutes (operators)",
-       &ops::Monitor::groups},
-      {"/admin/topics", "Topics: partitions, leader, replicas, ISR, under-replicated, messages per second (operators)", &ops::Monitor::topics},
-      {"/admin/http", "HTTP per route over the last 15 minutes: requests, p50/p99 latency, errors (operators)", &ops::Monitor::http},
+       &ops::Monitor::Views::groups},
+      {"/admin/topics", "Topics: partitions, leader, replicas, ISR, under-replicated, messages per second (operators)", &ops::Monitor::Views::topics},
+      {"/admin/http", "HTTP per route over the last 15 minutes: requests, p50/p99 latency, errors (operators)", &ops::Monitor::Views::http},
   };
   for (const auto& [path, summary, view] : views)
     router.add({"GET", path, true, summary, kOperatorRole}, [&ctx, view](Request&) -> awaitable<Response> {
       if (!ctx.monitor) co_return no_monitor();
-      co_return Response::json(200, (ctx.monitor->*view)());
+      co_return monitor_view(ctx.monitor->views().get()->*view);
     });
+  // The live feed is a WebSocket (ops::LiveFeed takes the upgrade): a plain GET by an
+  // operator learns so; anyone else gets the 401/403 of every /admin route.
+  router.add({"GET", "/admin/live", true, "The console's live feed (WebSocket upgrade; operators)", kOperatorRole},
+             [](Request&) -> awaitable<Response> {
+               Response r = Response::problem(426, "GET /admin/live is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket");
+               r.headers.emplace_back("Upgrade", "websocket");
+               co_return r;
+             });
   // ---- dead letters: the same code path and progress memory as `taskstream dlq list|redrive`
   router.add({"GET", "/admin/dlq/{topic}", true, "Dead letters of a topic's .dlq, newest `limit` that match `filter` (operators)", kOperatorRole},
              [&ctx](Request& req) -> awaitable<Response> {
@@ -246,7 +260,7 @@ void register_admin_routes(http::Router& router, ApiContext& ctx) {
 
   router.add({"GET", "/admin/outbox", true, "Outbox and relay: rows waiting, oldest age, publish rate, last error, lease, restarts (operators)", kOperatorRole},
              [&ctx](Request&) -> awaitable<Response> {
-               if (ctx.monitor) co_return Response::json(200, ctx.monitor->outbox());
+               if (ctx.monitor) co_return monitor_view(ctx.monitor->views()->outbox);
                auto st = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.outbox_stats(); });
                nlohmann::json relay = nullptr;
                if (ctx.relay) {

@@ -122,6 +122,10 @@ const std::map<std::string, json>& operations() {
                                                        {"responses", {{"200", answer("Pending again, due now")},
                                                                       {"404", problem("No pending or failed email for this notification")}}}});
     m["GET /admin/http"] = admin_view("HTTP per route over the last 15 minutes: requests, p50/p99 latency, errors (operators only)", "AdminView");
+    m["GET /admin/live"] = operators_only(
+        {{"summary", "The console's live feed, a WebSocket (Authorization: Bearer <token> or subprotocols [\"bearer\", <token>]): "
+                     "{\"type\":\"sample\",\"overview\":{...}} after each sample of this instance (operators only)"},
+         {"responses", {{"101", {{"description", "Switching protocols"}}}, {"426", problem("Not a WebSocket upgrade")}}}});
     m["GET /healthz"] = {{"summary", "Liveness"}, {"security", json::array()}, {"responses", {{"200", answer("Alive")}}}};
     m["GET /readyz"] = {{"summary", "Readiness: database, and Kafka when enabled"}, {"security", json::array()},
                         {"responses", {{"200", answer("Ready")}, {"503", answer("Not ready")}}}};

@@ -20,6 +20,7 @@
 #include "http/server.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
+#include "ops/live_feed.hpp"
 #include "ops/monitor.hpp"
 #include "outbox/relay.hpp"
 #include "reminders/scheduler.hpp"
@@ -216,8 +217,11 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(hub.stats().frames_sent); });
   metrics.add_gauge("websocket_overflow_closes_total", "Sockets closed because their send queue overflowed.", "counter",
                     [&] { return static_cast<double>(hub.stats().overflow_closes); });
+  ops::LiveFeed live(settings, jwt);  // the console's live feed: each sample, pushed (outlives the monitor)
   ops::Monitor monitor(settings, *store, &relay, &metrics, hub.instance_id());
   ctx.monitor = &monitor;
+  monitor.set_live_frames_counter([&hub] { return hub.stats().frames_sent; });
+  monitor.on_sample([&live](const ops::Monitor::Views& v) { live.publish(v.live_frame); });
   add_consumer_metrics(metrics, [&] {
     std::vector<const kafka::ConsumerRunner*> rs{hub.consumer()};
     for (const auto& e : consumers.entries()) rs.push_back(e.runner.get());
@@ -233,9 +237,9 @@ int serve(config::Settings settings, const ServeOptions& options) {
   if (settings.kafka_enabled) ctx.kafka_ready = [&probe] { return probe.ready(); };
   // Ready for traffic once the hub's consumer has its partitions too.
   ctx.websocket_ready = [&hub] { return hub.ready(); };
-  server.set_upgrade_handler([&hub](http::Request& req, boost::beast::tcp_stream& stream,
-                                   boost::beast::http::request<boost::beast::http::string_body>& raw) {
-    return hub.on_upgrade(req, stream, raw);
+  server.set_upgrade_handler([&hub, &live](http::Request& req, boost::beast::tcp_stream& stream,
+                                          boost::beast::http::request<boost::beast::http::string_body>& raw) {
+    return hub.on_upgrade(req, stream, raw) || live.on_upgrade(req, stream, raw);
   });
   try {
     server.start();
@@ -266,6 +270,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
       // The hub's consumer and the workers' stop side by side: each close is bounded, but
       // with the broker gone they would add up past the deadline.
       std::thread hub_stopper([&] { hub.stop(until); });  // sockets get 1001 going away; clients reconnect elsewhere and resume
+      live.stop();  // consoles get 1001 going away
       std::thread monitor_stopper([&] { monitor.stop(); });  // a sample in progress waits for the cluster, up to 5 s
       reminder_scheduler.stop();
       consumers.stop(until);  // each commits what it handled

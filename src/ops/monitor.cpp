@@ -62,6 +62,7 @@ struct Monitor::Point {
   std::optional<std::int64_t> outbox_waiting;
   std::uint64_t relay_published = 0;
   std::map<std::pair<std::string, std::string>, api::Metrics::RouteTotals> http;
+  std::uint64_t live_frames = 0;
 };
 
 struct Monitor::Latest {
@@ -80,7 +81,7 @@ struct Monitor::Latest {
 Monitor::Monitor(const config::Settings& settings, storage::Store& store, const outbox::Relay* relay, const api::Metrics* metrics,
                  std::string instance_id, MonitorOptions options)
     : settings_(settings), store_(store), relay_(relay), metrics_(metrics), instance_id_(std::move(instance_id)), options_(options),
-      latest_(std::make_unique<Latest>()) {}
+      latest_(std::make_unique<Latest>()), views_(build_views()) {}
 
 Monitor::~Monitor() { stop(); }
 
@@ -115,6 +116,7 @@ void Monitor::run() {
 }
 
 void Monitor::sample() {
+  std::lock_guard sampling(sample_mutex_);
   auto next = std::make_unique<Latest>();
   Point point;
   next->t_ms = point.t_ms = now_ms();
@@ -168,12 +170,36 @@ void Monitor::sample() {
     point.relay_published = next->relay->published;
   }
   if (metrics_) point.http = metrics_->route_totals();
+  if (live_frames_) point.live_frames = live_frames_();
 
-  std::lock_guard lock(mutex_);
   latest_ = std::move(next);
   history_.push_back(std::move(point));
   while (!history_.empty() && history_.front().t_ms < history_.back().t_ms - std::chrono::milliseconds(options_.window).count())
     history_.pop_front();
+  auto views = build_views();
+  {
+    std::lock_guard lock(mutex_);
+    views_ = views;
+  }
+  if (listener_) listener_(*views);
+}
+
+std::shared_ptr<const Monitor::Views> Monitor::views() const {
+  std::lock_guard lock(mutex_);
+  return views_;
+}
+
+std::shared_ptr<const Monitor::Views> Monitor::build_views() const {
+  auto v = std::make_shared<Views>();
+  const json o = build_outbox(), g = build_groups(), t = build_topics(), h = build_http();
+  json overview = build_overview(o, g, t, h);
+  v->live_frame = std::make_shared<const std::string>(json{{"type", "sample"}, {"overview", overview}}.dump());
+  v->overview = overview.dump();
+  v->groups = g.dump();
+  v->topics = t.dump();
+  v->outbox = o.dump();
+  v->http = h.dump();
+  return v;
 }
 
 json Monitor::envelope() const {
@@ -184,8 +210,7 @@ json Monitor::envelope() const {
           {"kafka_error", latest_->kafka_error.empty() ? json(nullptr) : json(latest_->kafka_error)}};
 }
 
-json Monitor::groups() const {
-  std::lock_guard lock(mutex_);
+json Monitor::build_groups() const {
   json out = envelope();
   json t = json::array();
   for (const auto& p : history_) t.push_back(p.t_ms);
@@ -262,8 +287,7 @@ json Monitor::groups() const {
   return out;
 }
 
-json Monitor::topics() const {
-  std::lock_guard lock(mutex_);
+json Monitor::build_topics() const {
   json out = envelope();
   out["brokers"] = latest_->brokers;
   // This deployment's topics (each has a .dlq twin); the list below is the whole cluster's.
@@ -314,8 +338,7 @@ json Monitor::topics() const {
   return out;
 }
 
-json Monitor::outbox() const {
-  std::lock_guard lock(mutex_);
+json Monitor::build_outbox() const {
   json out = envelope();
   const auto& l = *latest_;
   double age = 0;
@@ -358,8 +381,7 @@ json Monitor::outbox() const {
   return out;
 }
 
-json Monitor::http() const {
-  std::lock_guard lock(mutex_);
+json Monitor::build_http() const {
   json out = envelope();
   json routes = json::array();
   const auto& bounds = api::Metrics::bucket_bounds();
@@ -414,10 +436,8 @@ json Monitor::http() const {
   return out;
 }
 
-json Monitor::overview() const {
+json Monitor::build_overview(const json& o, const json& g, const json& tp, const json& h) const {
   // One picture of REST -> outbox -> relay -> topics -> groups -> effects.
-  json o = outbox(), g = groups(), tp = topics(), h = http();
-  std::lock_guard lock(mutex_);
   json out = envelope();
   double rps = 0, err = 0;
   if (!h["history"]["per_second"].empty()) rps = h["history"]["per_second"].back().get<double>();
@@ -470,6 +490,41 @@ json Monitor::overview() const {
   for (const auto& grp : g["groups"])
     box_groups.push_back({{"group_id", grp["group_id"]}, {"effect", effect(grp["group_id"].get<std::string>())}, {"state", grp["state"]},
                           {"lag", grp["lag"]}, {"members", grp["members"].size()}, {"health", grp["health"]}, {"health_reason", grp["health_reason"]}});
+  // Effects: what the workers did with the events, from their groups' committed progress
+  // (one audit row per task event, one notification per request: the workers may run in
+  // other processes, so the cluster is the one place that sees them all) and this instance's
+  // pushes to its WebSocket clients.
+  double audit_rate = 0, notification_rate = 0, live_rate = 0;
+  if (history_.size() >= 2) {
+    const auto& a = history_[history_.size() - 2];
+    const auto& b = history_.back();
+    const double dt = seconds_between(a.t_ms, b.t_ms);
+    auto progress = [&](const std::string& group) {
+      auto x = a.group_committed.find(group), y = b.group_committed.find(group);
+      if (x == a.group_committed.end() || y == b.group_committed.end() || dt <= 0) return 0.0;
+      return rounded(static_cast<double>(std::max<std::int64_t>(0, y->second - x->second)) / dt);
+    };
+    audit_rate = progress(settings_.kafka_consumer_group_audit);
+    notification_rate = progress(settings_.kafka_consumer_group_notification);
+    if (dt > 0) live_rate = rounded(static_cast<double>(b.live_frames - std::min(b.live_frames, a.live_frames)) / dt);
+  }
+  std::string effects_health = "ok";
+  json effects_reason = nullptr;
+  for (const auto& grp : g["groups"]) {
+    const auto id = grp["group_id"].get<std::string>();
+    if (id != settings_.kafka_consumer_group_audit && id != settings_.kafka_consumer_group_notification) continue;
+    const auto health = grp["health"].get<std::string>();
+    if (health == "stuck" || (health == "warn" && effects_health == "ok")) {
+      effects_health = health;
+      effects_reason = effect(id) + (grp["health_reason"].is_string() ? ": " + grp["health_reason"].get<std::string>() : "");
+    }
+  }
+  out["effects"] = {{"name", "Effects"},
+                    {"audit_per_second", audit_rate},
+                    {"notifications_per_second", notification_rate},
+                    {"live_updates_per_second", live_rate},
+                    {"health", effects_health},
+                    {"health_reason", effects_reason}};
   out["rest"] = std::move(rest);
   out["outbox"] = std::move(box_outbox);
   out["relay"] = std::move(box_relay);

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,22 +59,41 @@ class Monitor final {
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
 
+  /// The views of one sample, serialised once when it was taken (each carries
+  /// `sampled_at`, `instance`, `interval_seconds`): a request copies a string.
+  struct Views {
+    std::string overview, groups, topics, outbox, http;
+    /// `{"type":"sample","overview":{...}}`, what the live feed pushes.
+    std::shared_ptr<const std::string> live_frame;
+  };
+
+  /// Frames sent to this instance's WebSocket clients so far (the "live updates" effect).
+  /// Set before start().
+  void set_live_frames_counter(std::function<std::uint64_t()> counter) { live_frames_ = std::move(counter); }
+  /// Called on the sampling thread after each sample with its views (the live feed). Set
+  /// before start().
+  void on_sample(std::function<void(const Views&)> listener) { listener_ = std::move(listener); }
+
   void start();
   void stop();
   /// Takes a sample now on the calling thread (blocking); the thread calls it each interval.
   void sample();
 
-  // The views, from the last sample (each carries `sampled_at`, `instance`, `interval_seconds`).
-  nlohmann::json overview() const;
-  nlohmann::json groups() const;
-  nlohmann::json topics() const;
-  nlohmann::json outbox() const;
-  nlohmann::json http() const;
+  /// The views of the last sample (before the first: empty figures, `sampled_at` null).
+  std::shared_ptr<const Views> views() const;
 
  private:
   struct Point;
   struct Latest;
-  nlohmann::json envelope() const;  // under mutex_
+  // Each builds a view from latest_ and history_ (sample_mutex_ held, or in the constructor).
+  nlohmann::json envelope() const;
+  nlohmann::json build_groups() const;
+  nlohmann::json build_topics() const;
+  nlohmann::json build_outbox() const;
+  nlohmann::json build_http() const;
+  nlohmann::json build_overview(const nlohmann::json& outbox, const nlohmann::json& groups, const nlohmann::json& topics,
+                                const nlohmann::json& http) const;
+  std::shared_ptr<const Views> build_views() const;
   void run();
 
   const config::Settings& settings_;
@@ -82,11 +102,16 @@ class Monitor final {
   const api::Metrics* metrics_;
   std::string instance_id_;
   MonitorOptions options_;
-  std::unique_ptr<kafka::Admin> admin_;  // sampling thread only
+  std::function<std::uint64_t()> live_frames_;
+  std::function<void(const Views&)> listener_;
 
-  mutable std::mutex mutex_;
+  std::mutex sample_mutex_;  // one sample at a time; guards the four below
+  std::unique_ptr<kafka::Admin> admin_;
   std::deque<Point> history_;
   std::unique_ptr<Latest> latest_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Views> views_;
 
   std::mutex run_mutex_;
   std::condition_variable run_cv_;

@@ -35,39 +35,7 @@ std::string make_instance_id() {
   return fmt::format("{}-{}-{:06x}", host, ::getpid(), rng() & 0xffffff);
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-/// Answers a refused upgrade with problem+json and closes; owns the stream meanwhile.
-void refuse(beast::tcp_stream& stream, const http::Request& req, int status, const std::string& detail) {
-  auto s = std::make_shared<beast::tcp_stream>(std::move(stream));
-  auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(status), 11);
-  res->set(bhttp::field::content_type, "application/problem+json");
-  res->set("X-Request-Id", req.request_id);
-  res->keep_alive(false);
-  res->body() = json{{"status", status}, {"title", std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status)))},
-                     {"detail", detail}}
-                    .dump();
-  res->prepare_payload();
-  s->expires_after(std::chrono::seconds(5));
-  bhttp::async_write(*s, *res, [s, res](beast::error_code, std::size_t) {
-    beast::error_code ec;
-    s->socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  });
-}
-
 }  // namespace
-
-bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& cors_origins) {
-  if (origin.empty()) return true;
-  if (!host.empty() && (origin == fmt::format("http://{}", host) || origin == fmt::format("https://{}", host))) return true;
-  for (const auto& o : cors_origins)
-    if (o == "*" || o == origin) return true;
-  return false;
-}
 
 // ---- Session --------------------------------------------------------------------------
 
@@ -417,50 +385,18 @@ bool Hub::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::reque
   if (!websocket::is_upgrade(raw)) return false;
   if (stopped_) {
     refused++;
-    refuse(stream, req, 503, "shutting down");
+    refuse_upgrade(stream, req, 503, "shutting down");
     return true;
   }
-  const auto origin = req.header("origin").value_or("");
-  const auto host = req.header("host").value_or("");
-  if (!origin_allowed(origin, host, settings_.cors_origins)) {
+  auto credentials = authenticate_upgrade(stream, req, settings_.cors_origins, jwt_);
+  if (!credentials) {
     refused++;
-    refuse(stream, req, 403, "origin " + std::string(origin) + " is not allowed");
     return true;
   }
-  std::string token;
-  bool subprotocol = false;
-  if (auto auth = req.header("authorization")) {
-    try {
-      token = auth::bearer_token(*auth);
-    } catch (const auth::AuthError& e) {
-      refused++;
-      refuse(stream, req, 401, e.what());
-      return true;
-    }
-  } else if (auto proto = req.header("sec-websocket-protocol")) {
-    // Browsers cannot set headers on a WebSocket: `new WebSocket(url, ["bearer", token])`.
-    const auto comma = proto->find(',');
-    if (comma != std::string_view::npos && trim(proto->substr(0, comma)) == "bearer") {
-      token = std::string(trim(proto->substr(comma + 1)));
-      subprotocol = true;
-    }
-  }
-  if (token.empty()) {
-    refused++;
-    refuse(stream, req, 401, "missing bearer token (Authorization header or the subprotocols \"bearer\", <token>)");
-    return true;
-  }
-  auth::JwtCodec::Claims claims;
-  try {
-    claims = jwt_.verify_claims(token);
-  } catch (const auth::AuthError& e) {
-    refused++;
-    refuse(stream, req, 401, e.what());
-    return true;
-  }
+  const auto& claims = credentials->claims;
   if (!reserve(claims.subject)) {
     refused++;
-    refuse(stream, req, 429, "too many WebSocket connections for this user (" + std::to_string(settings_.ws_max_sockets_per_user) + ")");
+    refuse_upgrade(stream, req, 429, "too many WebSocket connections for this user (" + std::to_string(settings_.ws_max_sockets_per_user) + ")");
     return true;
   }
   std::optional<std::int64_t> resume_from;
@@ -470,13 +406,13 @@ bool Hub::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::reque
     if (ec != std::errc{} || end != q->data() + q->size() || n < 0) {
       unreserve(claims.subject);
       refused++;
-      refuse(stream, req, 400, "last_seq must be an integer >= 0");
+      refuse_upgrade(stream, req, 400, "last_seq must be an integer >= 0");
       return true;
     }
     resume_from = n;
   }
   auto session = std::make_shared<Session>(*this, std::move(stream), claims.subject, claims.expires, resume_from);
-  session->run(std::move(raw), subprotocol);
+  session->run(std::move(raw), credentials->subprotocol);
   return true;
 }
 

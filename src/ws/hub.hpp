@@ -44,6 +44,7 @@
 #include "http/message.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "storage/store.hpp"
+#include "ws/upgrade.hpp"
 
 namespace taskstream::ws {
 
@@ -123,9 +124,5 @@ class Hub final {
   // Counters the sessions update.
   std::atomic<std::uint64_t> sockets{0}, frames_sent{0}, overflow_closes{0}, gap_fills{0}, refused{0};
 };
-
-/// The origins a browser may open /ws from: the server's own (`http(s)://<Host>`) and
-/// CORS_ORIGINS ("*" allows any). A request without Origin (not a browser) is allowed.
-bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& cors_origins);
 
 }  // namespace taskstream::ws

@@ -1,8 +1,9 @@
 // The operations console (/console) in Chromium, in two phases the C++ test sets up
 // (tests/integration/console_browser_test.cpp):
 //   PHASE=lag      the audit group's worker is stopped with LAG events behind it and three
-//                  poison messages dead-lettered: sign-in rules, every view, lag shown, a
-//                  filtered dry run, the confirmation naming the count, the redrive, the log.
+//                  poison messages dead-lettered: sign-in rules, the live feed, every view,
+//                  lag shown, a filtered dry run, the confirmation naming the count, the
+//                  redrive, the log.
 //   PHASE=drained  the worker runs again: the page shows the lag fall to 0 by itself.
 //   PHASE=backlog / backlog-drained  (tests/robustness/fault_test.cpp) the outbox view while
 //                  the broker is down with BACKLOG changes waiting, then after it is back.
@@ -72,6 +73,22 @@ run("console " + process.env.PHASE, async (browser) => {
   await shot(page, "console-signin-refused");
   await axe(page, "the console's sign-in");
   await signInConsole(page, ops);
+
+  // The live feed: the page says it is live, and new samples arrive without the page asking
+  // for the overview (it asks only while the feed is down).
+  const feed = page.locator("[data-feed]");
+  check(await until(async () => (await feed.getAttribute("data-feed").catch(() => "")) === "live", 15000, 250),
+        "the header says the console is live (the /admin/live feed is open)");
+  let overviewAsked = 0;
+  page.on("request", (r) => { if (new URL(r.url()).pathname === "/admin/overview") overviewAsked++; });
+  const meta = page.locator("header .meta");
+  const sampledText = async () => ((await meta.innerText().catch(() => "")).match(/sampled ([^·]+)/) || [])[1];
+  const first = await sampledText();
+  check(await until(async () => (await sampledText()) !== first, 15000, 250), "a new sample shows up by itself");
+  check(overviewAsked === 0, `pushed by the live feed: the page did not ask for /admin/overview (${overviewAsked} times)`);
+  const effects = page.locator("li.stage", { has: page.getByRole("heading", { name: "Effects" }) });
+  check(/audit entries/.test(await effects.innerText()) && /live updates/.test(await effects.innerText()),
+        "the pipeline ends with its effects: audit entries, notifications, live updates");
 
   // Overview: the audit group is stuck with the lag behind it.
   const audit = page.locator("li.group", { hasText: group });

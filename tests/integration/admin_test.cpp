@@ -12,6 +12,7 @@
 #include "kafka/producer.hpp"
 #include "kafka/tail.hpp"
 #include "serve_process.hpp"
+#include "ws_client.hpp"
 
 using namespace std::chrono_literals;
 
@@ -138,6 +139,61 @@ TEST(Operators, AdminRoutesAre401WithoutATokenAnd403ForOthersAndAForgedRoleIsRef
     EXPECT_TRUE(responses.contains("401") && responses.contains("403")) << route;
   }
   EXPECT_EQ(serve.stop(), 0);
+}
+
+// The console's live feed, /admin/live: refused at the handshake like every /admin route
+// (401 without a valid token, 403 for a non-operator or a foreign Origin), and an operator's
+// socket gets the last sample at once, then each new one as the instance takes it.
+TEST(Operators, TheLiveFeedRefusesOthersAndPushesEachSampleToAnOperator) {
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"ADMIN_EMAILS", "ops@example.com"}, {"KAFKA_ENABLED", "false"}});
+  const auto ops = account(serve, "ops@example.com");
+  const auto user = account(serve, "someone@example.com");
+  auto claims = payload_of(user);
+  claims["roles"] = {"operator"};
+  const auto a = user.find('.'), b = user.rfind('.');
+  const auto forged = user.substr(0, a + 1) + b64url(claims.dump()) + user.substr(b);
+  const std::string live = "/admin/live";
+
+  auto upgrade = [&](std::map<std::string, std::string> headers) { return itest::upgrade_status(serve, std::move(headers), live); };
+  EXPECT_EQ(upgrade({}), 401);
+  EXPECT_EQ(upgrade(itest::bearer(user)), 403);
+  EXPECT_EQ(upgrade({{"Sec-WebSocket-Protocol", "bearer, " + user}}), 403);
+  EXPECT_EQ(upgrade(itest::bearer(forged)), 401);
+  EXPECT_EQ(upgrade({{"Sec-WebSocket-Protocol", "bearer, not-a-token"}}), 401);
+  EXPECT_EQ(upgrade({{"Authorization", "Basic b3BzOnB3"}}), 401);
+  EXPECT_EQ(upgrade({{"Origin", "https://evil.example"}, {"Sec-WebSocket-Protocol", "bearer, " + ops}}), 403);
+  EXPECT_EQ(upgrade(itest::bearer(ops)), 101);
+  // A plain GET: the same 401/403, and 426 for an operator (it is a WebSocket).
+  EXPECT_EQ(serve.call("GET", live).status, 401);
+  EXPECT_EQ(serve.call("GET", live, {}, user).status, 403);
+  auto plain = serve.call("GET", live, {}, ops);
+  EXPECT_EQ(plain.status, 426);
+  EXPECT_EQ(plain.headers["upgrade"], "websocket");
+
+  // As the console opens it: the token as subprotocols, which the answer names.
+  itest::WsClient feed(serve.port(), {}, {"bearer", ops}, live);
+  ASSERT_EQ(feed.status(), 101);
+  EXPECT_EQ(feed.subprotocol(), "bearer");
+  std::set<std::string> sampled;
+  while (sampled.size() < 2) {  // the last sample at once, then the next (every 5 s)
+    auto frame = feed.next(15s);
+    ASSERT_TRUE(frame) << "no sample pushed; " << sampled.size() << " so far\n" << serve.log();
+    ASSERT_EQ((*frame)["type"], "sample") << frame->dump();
+    const auto& o = (*frame)["overview"];
+    for (const char* box : {"rest", "outbox", "relay", "topics", "groups", "effects"}) EXPECT_TRUE(o.contains(box)) << box << " " << o.dump();
+    EXPECT_EQ(o["kafka_error"], "Kafka is disabled (KAFKA_ENABLED=false)");
+    ASSERT_TRUE(o["sampled_at"].is_string()) << o.dump();
+    sampled.insert(o["sampled_at"].get<std::string>());
+  }
+  // GET /admin/overview serves the same samples (this one, or one taken since).
+  EXPECT_GE(serve.call("GET", "/admin/overview", {}, ops).json()["sampled_at"].get<std::string>(), *sampled.rbegin());
+
+  // At stop the feed says goodbye (1001), and the server exits cleanly.
+  EXPECT_EQ(serve.stop(), 0);
+  while (feed.next(5s)) {
+  }
+  EXPECT_TRUE(feed.closed());
+  EXPECT_EQ(feed.close_code(), 1001) << feed.error();
 }
 
 TEST(Operators, ServeDevWithoutAdminEmailsMakesTheFirstAccountAnOperatorAndSaysSo) {

@@ -324,3 +324,82 @@ TEST(Notifications, RedrivenFailedEmailIsSentOnceTheServerIsBack) {
   EXPECT_NE(mails[0].find("To: redriven@example.com"), std::string::npos) << mails[0];
   EXPECT_EQ(serve.stop(), 0);
 }
+
+// An operator retries a failed email from the console (POST /admin/email/{id}/retry) once the
+// mail server is back: it goes out once; the same retry again is refused (404: a sent email is
+// never reopened), and sending its dead letter back afterwards sends nothing more.
+TEST(Notifications, OperatorRetriesAFailedEmailFromTheConsoleAndItIsSentOnce) {
+  const auto smtp_port = itest::free_port();  // nothing listens there yet: connection refused
+  auto serve = itest::ServeProcess(std::map<std::string, std::string>{
+      {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", std::to_string(smtp_port)}, {"SMTP_FROM", "tasks@taskstream.test"},
+      {"EMAIL_RETRY_INITIAL_MS", "100"}, {"EMAIL_RETRY_MAX_MS", "200"}, {"EMAIL_MAX_ATTEMPTS", "2"},
+      {"ADMIN_EMAILS", "operator@example.com"}});
+  json creds{{"email", "operator@example.com"}, {"password", "correct horse battery"}};
+  ASSERT_EQ(serve.call("POST", "/auth/register", creds.dump()).status, 201);
+  const std::string ops = serve.call("POST", "/auth/token", creds.dump()).json()["access_token"];
+  auto [user, token] = serve.new_user("retry");
+  const std::string subject = "Sent after a retry " + itest::unique_name("s");
+  const auto request = email_request(user, subject, "retried@example.com");
+  const auto topic = serve.topic("notification.request");
+  kafka::Producer producer(itest::kafka_settings());
+  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  json queue;
+  ASSERT_TRUE(itest::wait_until([&] {
+    queue = serve.call("GET", "/admin/email", {}, ops).json();
+    return queue["failed"] == 1;
+  }, 30s)) << queue.dump() << serve.log();
+  ASSERT_EQ(queue["items"].size(), 1u) << queue.dump();
+  const json failed = queue["items"][0];
+  EXPECT_EQ(failed["status"], "failed");
+  EXPECT_EQ(failed["email"], "retried@example.com") << failed.dump();
+  const std::string id = failed["notification_id"];
+
+  itest::PrivateSmtpServer smtp(smtp_port, (std::filesystem::temp_directory_path() / itest::unique_name("mail")).string());
+  auto retry = serve.call("POST", "/admin/email/" + id + "/retry", {}, ops);
+  ASSERT_EQ(retry.status, 200) << retry.body;
+  EXPECT_EQ(retry.json()["status"], "pending");
+  EXPECT_EQ(retry.json()["action"]["action"], "email.retry");
+  EXPECT_EQ(retry.json()["action"]["actor"], "operator@example.com");
+  auto email_status = [&] {
+    const auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
+    return items.size() == 1 ? channel_of(items[0], "email") : json();
+  };
+  json email;
+  ASSERT_TRUE(itest::wait_until([&] { return (email = email_status())["status"] == "sent"; }, 30s)) << email.dump() << serve.log();
+  ASSERT_EQ(mails_with(subject, smtp.mail_dir()).size(), 1u);
+  queue = serve.call("GET", "/admin/email", {}, ops).json();
+  EXPECT_EQ(queue["failed"], 0) << queue.dump();
+  EXPECT_EQ(queue["pending"], 0) << queue.dump();
+
+  auto again = serve.call("POST", "/admin/email/" + id + "/retry", {}, ops);
+  EXPECT_EQ(again.status, 404) << again.body;
+  EXPECT_EQ(serve.call("POST", "/admin/email/" + id + "/retry", {}, token).status, 403);
+  // Its dead letter (retries were exhausted before) sent back now: the row says sent, nothing goes.
+  kafka::DeadLetterFilter all("");
+  kafka::RedriveResult r;
+  ASSERT_TRUE(itest::wait_until([&] {
+    r = kafka::redrive(itest::kafka_settings(), topic, all, /*dry_run=*/false, {}, 2s);
+    return r.sent > 0;
+  }, 30s));
+  EXPECT_EQ(r.sent, 1u);
+  // Quiescence: the notification group has committed past both requests, the first and the
+  // redriven one (ends 2, lag 0 in a sample taken after the redrive), before counting mails.
+  ASSERT_TRUE(itest::wait_until([&] {
+    const auto groups = serve.call("GET", "/admin/groups", {}, ops).json();
+    for (const auto& g : groups["groups"]) {
+      if (g["group_id"] != serve.env().at("KAFKA_CONSUMER_GROUP_NOTIFICATION")) continue;
+      std::int64_t ends = 0;
+      for (const auto& p : g["partitions"])
+        if (p["topic"] == topic && p["end"].is_number()) ends += p["end"].get<std::int64_t>();
+      return ends == 2 && g["lag"] == 0;
+    }
+    return false;
+  }, 60s)) << serve.call("GET", "/admin/groups", {}, ops).body;
+  EXPECT_EQ(email_status()["status"], "sent");
+  EXPECT_EQ(mails_with(subject, smtp.mail_dir()).size(), 1u);
+  const auto actions = serve.call("GET", "/admin/actions", {}, ops).json()["items"];
+  ASSERT_EQ(actions.size(), 1u) << actions.dump();
+  EXPECT_EQ(actions[0]["target"], id);
+  EXPECT_EQ(actions[0]["outcome"], "ok");
+  EXPECT_EQ(serve.stop(), 0);
+}

@@ -29,19 +29,20 @@ inline void wait_ready(const ServeProcess& s) {
 
 inline std::map<std::string, std::string> bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-/// The HTTP status an upgrade request to /ws gets (101 when accepted).
-inline int upgrade_status(const ServeProcess& s, std::map<std::string, std::string> headers) {
+/// The HTTP status an upgrade request to `target` gets (101 when accepted). WsClient's
+/// status() is 101 or not: Beast does not hand back the answer of a refused handshake.
+inline int upgrade_status(const ServeProcess& s, std::map<std::string, std::string> headers, const std::string& target = "/ws") {
   headers["Connection"] = "Upgrade";
   headers["Upgrade"] = "websocket";
   headers["Sec-WebSocket-Version"] = "13";
   headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
-  return http_request(s.port(), "GET", "/ws", {}, headers).status;
+  return http_request(s.port(), "GET", target, {}, headers).status;
 }
 
 
 class WsClient final {
  public:
-  /// Connects and upgrades; `status` is 101 on success, else the refusal's HTTP status.
+  /// Connects and upgrades; `status` is 101 on success (see upgrade_status for a refusal's).
   WsClient(std::uint16_t port, const std::map<std::string, std::string>& headers, std::vector<std::string> subprotocols = {},
            const std::string& target = "/ws")
       : ws_(io_) {

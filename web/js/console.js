@@ -1,7 +1,9 @@
 // The operations console at /console (docs/operations.md, "Console"). Every figure comes from
-// the operators' API under /admin, which each instance samples every few seconds; this page
-// asks again every REFRESH_MS while it is visible. Plain ES modules, no build step: Preact +
-// htm for the views, uPlot for the charts (all vendored in /static/vendor).
+// the operators' API under /admin, which each instance samples every few seconds. The live
+// feed (/admin/live, a WebSocket) pushes each new sample's overview; the page then reads the
+// view on screen again. While the feed is down the page asks every REFRESH_MS instead, and
+// reconnects with a growing pause. Plain ES modules, no build step: Preact + htm for the
+// views, uPlot for the charts (all vendored in /static/vendor).
 import { h, render } from "/static/vendor/preact.mjs";
 import { useEffect, useRef, useState, useCallback } from "/static/vendor/hooks.mjs";
 import htm from "/static/vendor/htm.mjs";
@@ -149,6 +151,10 @@ function Overview({ data }) {
           })()}
         </ul>
       </li>
+      ${data.effects ? box(data.effects, html`<p><strong>${rate(data.effects.audit_per_second)}</strong> audit entries</p>
+        <p><strong>${rate(data.effects.notifications_per_second)}</strong> notifications</p>
+        <p><strong>${rate(data.effects.live_updates_per_second)}</strong> live updates (this instance)</p>
+        <p class="small"><a href="#email">Email queue</a></p>`) : null}
     </ol>
     ${data.dead_letters.length
       ? html`<p class="notice">Dead letters waiting: ${data.dead_letters.map((d, i) => html`${i ? ", " : ""}<a href="#dlq">${d.topic}</a> (${num(d.letters)})`)}.</p>`
@@ -421,6 +427,52 @@ function SignIn({ onDone, forbidden }) {
   </main>`;
 }
 
+// ---- the live feed: a WebSocket that pushes each sample's overview
+
+const LIVE_RETRY_MAX_MS = 30000;
+
+/** Opens /admin/live while `enabled`; calls onSample(overview) for each sample. Returns
+ * "live", "connecting" or "down" (then the page polls). The server refuses a socket it
+ * would not serve (401/403): the page learns why from its next HTTP request. */
+function useLiveFeed(enabled, onSample) {
+  const [state, setState] = useState("connecting");
+  const handler = useRef(onSample);
+  handler.current = onSample;
+  useEffect(() => {
+    if (!enabled) return undefined;
+    let ws = null, timer = 0, pause = 1000, closed = false;
+    const open = () => {
+      const token = localStorage.getItem(TOKEN_KEY);
+      if (!token || closed) return;
+      setState((s) => (s === "live" ? "connecting" : s));
+      ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/admin/live`, ["bearer", token]);
+      ws.onmessage = (e) => {
+        let msg = null;
+        try { msg = JSON.parse(e.data); } catch { return; }
+        if (msg && msg.type === "sample") {
+          pause = 1000;
+          setState("live");
+          handler.current(msg.overview);
+        }
+      };
+      ws.onclose = () => {
+        ws = null;
+        if (closed) return;
+        setState("down");
+        timer = setTimeout(open, pause);
+        pause = Math.min(pause * 2, LIVE_RETRY_MAX_MS);
+      };
+    };
+    open();
+    return () => {
+      closed = true;
+      clearTimeout(timer);
+      if (ws) ws.close();
+    };
+  }, [enabled]);
+  return state;
+}
+
 const ENDPOINT = { overview: null, groups: "/admin/groups", outbox: "/admin/outbox", topics: "/admin/topics", dlq: "/admin/topics",
                    email: "/admin/email", http: "/admin/http", actions: "/admin/actions" };
 
@@ -441,25 +493,36 @@ function App() {
     addEventListener("hashchange", onHash);
     return () => removeEventListener("hashchange", onHash);
   }, []);
-  const refresh = useCallback(async () => {
+  const fail = (e) => {
+    if (e.status === 401) {
+      localStorage.removeItem(TOKEN_KEY);
+      setAuth("signed-out");
+    } else if (e.status === 403) setAuth("forbidden");
+    else setError(e.message);
+  };
+  // `withOverview`: also read /admin/overview (polling); the live feed brings it otherwise.
+  const load = useCallback(async (withOverview) => {
     if (auth === "signed-out" || auth === "forbidden") return;
     try {
-      const [o, d] = await Promise.all([api("/admin/overview"), ENDPOINT[view] ? api(ENDPOINT[view]) : null]);
-      setOverview(o);
+      const [o, d] = await Promise.all([withOverview ? api("/admin/overview") : null, ENDPOINT[view] ? api(ENDPOINT[view]) : null]);
+      if (o) setOverview(o);
       if (d) setData((old) => ({ ...old, [view]: d }));
       setAuth("in");
       setError("");
     } catch (e) {
-      if (e.status === 401) {
-        localStorage.removeItem(TOKEN_KEY);
-        setAuth("signed-out");
-      } else if (e.status === 403) setAuth("forbidden");
-      else setError(e.message);
+      fail(e);
     }
   }, [auth, view]);
-  useEffect(() => { refresh(); }, [refresh, tick]);
+  const live = useLiveFeed(auth === "in", (o) => {
+    setOverview(o);
+    setError("");
+    setTick((t) => t + 1);
+  });
+  const liveNow = useRef(false);
+  liveNow.current = live === "live";
+  useEffect(() => { load(!liveNow.current); }, [load, tick]);
   useEffect(() => {
-    const id = setInterval(() => { if (!document.hidden) setTick((t) => t + 1); }, REFRESH_MS);
+    const id = setInterval(() => { if (!document.hidden && !liveNow.current) setTick((t) => t + 1); }, REFRESH_MS);
     return () => clearInterval(id);
   }, []);
   useEffect(() => {
@@ -474,7 +537,8 @@ function App() {
     setOverview(null);
     setData({});
   };
-  const worst = overview ? [overview.rest, overview.outbox, overview.relay, overview.topics, ...overview.groups].map((b) => b.health) : [];
+  const worst = overview ? [overview.rest, overview.outbox, overview.relay, overview.topics, ...overview.groups, overview.effects]
+    .filter(Boolean).map((b) => b.health) : [];
   const overall = worst.includes("stuck") ? "stuck" : worst.includes("warn") ? "warn" : "ok";
   const reload = () => setTick((t) => t + 1);
   let body = null;
@@ -490,7 +554,8 @@ function App() {
     <header class="top">
       <h1>taskstream console</h1>
       ${overview ? html`<${Health} health=${overall} />` : null}
-      <p class="small meta">${overview ? html`Instance <span class="mono">${overview.instance}</span> · sampled ${when(overview.sampled_at)} · every ${overview.interval_seconds} s` : "Loading…"}</p>
+      <p class="small meta">${overview ? html`Instance <span class="mono">${overview.instance}</span> · sampled ${when(overview.sampled_at)} · every ${overview.interval_seconds} s` : "Loading…"}
+        ${" · "}<span class=${`feed feed-${live}`} data-feed=${live}>${live === "live" ? "live" : live === "down" ? `live feed down, asking every ${REFRESH_MS / 1000} s` : "connecting…"}</span></p>
       <nav aria-label="Views"><ul>${VIEWS.map(([k, label]) => html`<li><a href=${`#${k}`} aria-current=${k === view ? "page" : undefined}>${label}</a></li>`)}</ul></nav>
       <button type="button" class="link" onClick=${signOut}>Sign out</button>
     </header>
