@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "events/events.hpp"
 #include "kafka/dead_letter.hpp"
@@ -158,7 +159,19 @@ void Monitor::sample() {
     point.group_lag[g.group_id] = lag;
     point.group_committed[g.group_id] = committed;
   }
-  for (const auto& [tp, end] : next->ends) point.topic_end[tp.first] += end;
+  // A topic's sum only when every partition's end is known: a partition whose leader is
+  // down answers no offset, and a partial sum would show as a burst when it comes back.
+  std::set<std::string> unknown_end;
+  for (const auto& [tp, end] : next->ends) {
+    if (end < 0) unknown_end.insert(tp.first);
+    else point.topic_end[tp.first] += end;
+  }
+  for (const auto& t : next->topics) {
+    std::size_t known = 0;
+    for (const auto& part : t.partitions) known += next->ends.count({t.name, part.id});
+    if (known != t.partitions.size()) unknown_end.insert(t.name);
+  }
+  for (const auto& t : unknown_end) point.topic_end.erase(t);
   try {
     next->outbox = store_.outbox_stats();
     point.outbox_waiting = next->outbox->waiting;
@@ -261,7 +274,23 @@ json Monitor::build_groups() const {
       if (lag > 0) health = "warn", why = std::to_string(lag) + " dead letter(s) not redriven";
     } else if (lag > 0 && g.members.empty()) health = "stuck", why = "lagging with no member consuming";
     else if (lag > 0) {
-      health = "warn", why = "lagging";
+      // A busy group always has some lag between its commits (every second): that alone is
+      // fine. Attention when it made no progress since the last sample, or its lag grew
+      // three samples running; stuck when it made none for stuck_after.
+      const auto n = history_.size();
+      auto committed_at = [&](std::size_t i) -> std::optional<std::int64_t> {
+        auto it = history_[i].group_committed.find(g.group_id);
+        return it == history_[i].group_committed.end() ? std::nullopt : std::optional(it->second);
+      };
+      auto lag_at = [&](std::size_t i) -> std::optional<std::int64_t> {
+        auto it = history_[i].group_lag.find(g.group_id);
+        return it == history_[i].group_lag.end() ? std::nullopt : std::optional(it->second);
+      };
+      if (n >= 2 && committed_at(n - 2) && committed_at(n - 1) && *committed_at(n - 2) == *committed_at(n - 1))
+        health = "warn", why = "lagging, nothing committed since the last sample";
+      else if (n >= 4 && lag_at(n - 4) && lag_at(n - 3) && lag_at(n - 2) && lag_at(n - 1) && *lag_at(n - 4) < *lag_at(n - 3) &&
+               *lag_at(n - 3) < *lag_at(n - 2) && *lag_at(n - 2) < *lag_at(n - 1))
+        health = "warn", why = "lag growing for three samples";
       if (ago) {
         auto before = ago->group_committed.find(g.group_id);
         auto now = history_.back().group_committed.find(g.group_id);
@@ -443,6 +472,8 @@ json Monitor::build_overview(const json& o, const json& g, const json& tp, const
   if (!h["history"]["per_second"].empty()) rps = h["history"]["per_second"].back().get<double>();
   std::uint64_t req = 0, e5 = 0;
   for (const auto& r : h["routes"]) {
+    // The probes are not traffic: /readyz answers 503 while an instance starts or drains.
+    if (r["route"] == "/readyz" || r["route"] == "/healthz") continue;
     req += r["requests"].get<std::uint64_t>();
     e5 += r["server_errors"].get<std::uint64_t>();
   }

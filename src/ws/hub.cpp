@@ -67,7 +67,24 @@ class Session final : public std::enable_shared_from_this<Session> {
       if (bearer_subprotocol) res.set(bhttp::field::sec_websocket_protocol, "bearer");
     }));
     auto req = std::make_shared<bhttp::request<bhttp::string_body>>(std::move(raw));
-    ws_.async_accept(*req, [self = shared_from_this(), req](beast::error_code ec) { self->on_accept(ec); });
+    if (pending_resume_) return accept(std::move(req));  // the resume says where to start
+    // A new socket starts at the user's seq read *before* its 101 goes out: a change the
+    // client makes once it holds the 101 is newer, so it reaches the socket (live, or from
+    // the DB in fetch_current), however late the session registers. Reading it after the
+    // handshake lost such a change: the read could already include it.
+    asio::post(hub_.blocking_, [self = shared_from_this(), req]() mutable {
+      std::optional<std::int64_t> seq;
+      try {
+        seq = self->hub_.store_.user_last_seq(self->user_id_);
+      } catch (const std::exception& e) {
+        spdlog::warn("ws: user {}: reading the current seq: {}", self->user_id_, e.what());
+      }
+      asio::post(self->ws_.get_executor(), [self, req = std::move(req), seq]() mutable {
+        self->start_seq_ = seq;
+        self->start_seq_failed_ = !seq;
+        self->accept(std::move(req));
+      });
+    });
   }
 
   // Called from any thread: hop onto the session's strand.
@@ -91,12 +108,17 @@ class Session final : public std::enable_shared_from_this<Session> {
     }
     registered_ = true;
     hub_.sockets++;
-    // Registered before the current seq is read: an update committed meanwhile is held, then
+    // Registered before the DB is read again: an update committed meanwhile is held, then
     // released or dropped in order, so nothing falls between the read and the first frame.
     hub_.add(user_id_, shared_from_this());
+    if (start_seq_failed_) return close(websocket::close_code::try_again_later, "database unavailable");
     fetch_current();
     arm_expiry();
     read();
+  }
+
+  void accept(std::shared_ptr<bhttp::request<bhttp::string_body>> req) {
+    ws_.async_accept(*req, [self = shared_from_this(), req](beast::error_code ec) { self->on_accept(ec); });
   }
 
   void arm_expiry() {
@@ -220,15 +242,23 @@ class Session final : public std::enable_shared_from_this<Session> {
     });
   }
 
+  /// After the handshake: the changes since start_seq_ (made while the session was not yet
+  /// registered, so perhaps pushed before it listened) come from the DB, then held updates.
   void fetch_current() {
-    with_replay(0, false, [](Session& s, Replay& r) {
-      s.last_seq_ = r.current;
+    with_replay(start_seq_.value_or(0), start_seq_.has_value(), [](Session& s, Replay& r) {
       // A resume that came with the upgrade or during this read goes first: no live frame
       // is sent before it, so none can arrive twice or ahead of the replay.
       if (s.pending_resume_) {
+        s.last_seq_ = r.current;
         const auto n = *s.pending_resume_;
         s.pending_resume_.reset();
         return s.resume(n);
+      }
+      s.last_seq_ = s.start_seq_.value_or(r.current);
+      for (auto& row : r.rows) {
+        if (row.seq != s.last_seq_ + 1) break;
+        s.last_seq_ = row.seq;
+        s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
       }
       s.release_held();
     });
@@ -363,6 +393,8 @@ class Session final : public std::enable_shared_from_this<Session> {
   std::size_t live_queued_ = 0;
   std::map<std::int64_t, std::shared_ptr<const std::string>> held_;
   std::optional<std::int64_t> pending_resume_;
+  std::optional<std::int64_t> start_seq_;  ///< the user's seq before the 101 (none with a resume)
+  bool start_seq_failed_ = false;          ///< the DB did not answer: closed 1013 after the handshake
   std::int64_t last_seq_ = 0;
   bool catching_up_ = false;
   bool writing_ = false;

@@ -7,7 +7,8 @@
 //   A session remembers the last seq it sent; an update at last+1 is sent, an older one is
 //   dropped, a newer one (a gap) makes the session read the missing ones from the outbox
 //   table (Store::events_after) first. Updates arriving while the session reads the DB are
-//   held and released in order afterwards. A new socket starts at the user's current seq;
+//   held and released in order afterwards. A new socket starts at the user's seq as read
+//   before its 101 went out (so every change the client makes after it has the 101 comes);
 //   `{"type":"resume","last_seq":N}` replays everything after N from the DB and answers
 //   `{"type":"resumed","recovered":true,"seq":M}`, or recovered:false (and seq = the current
 //   one) when the rows after N were pruned (OUTBOX_RETENTION_HOURS) or N is in the future.

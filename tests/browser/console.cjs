@@ -7,6 +7,8 @@
 //   PHASE=drained  the worker runs again: the page shows the lag fall to 0 by itself.
 //   PHASE=backlog / backlog-drained  (tests/robustness/fault_test.cpp) the outbox view while
 //                  the broker is down with BACKLOG changes waiting, then after it is back.
+//   PHASE=broker-down  (tests/robustness/fault_test.cpp) one of three brokers killed: the
+//                  overview and the topics view show TOPIC's under-replicated partitions.
 // env: OPS_EMAIL (an ADMIN_EMAILS account, password "correct horse battery"), AUDIT_GROUP,
 // TOPIC (the task-events topic), LAG (events behind).
 "use strict";
@@ -49,6 +51,26 @@ run("console " + process.env.PHASE, async (browser) => {
       await shot(page, "console-outbox-drained");
     }
     await axe(page, "the outbox view");
+    noErrors(page);
+    return;
+  }
+  if (process.env.PHASE === "broker-down") {
+    // tests/robustness/fault_test.cpp: three brokers, one SIGKILLed. The overview's topics box
+    // asks for attention; the topics view marks the partitions that lost a replica.
+    await signInConsole(page, ops);
+    const box = page.locator("li.stage", { has: page.getByRole("heading", { name: "Topics", exact: true }) });
+    check(await until(async () => /Attention/.test(await box.innerText().catch(() => "")) &&
+                                  /under-replicated partition\(s\)/.test(await box.innerText()), 30000, 250),
+          "the overview's topics box asks for attention: under-replicated partitions");
+    check(/2 broker\(s\)/.test(await box.innerText()), "and counts two brokers");
+    await shot(page, "console-overview-broker-down");
+    await view(page, "topics", "Topics");
+    const row = page.locator("section.card tbody tr", { has: page.locator("th", { hasText: new RegExp(`^${topic}$`) }) });
+    check(await until(async () => (await row.locator("li.bad", { hasText: "under-replicated" }).count()) > 0, 15000, 250),
+          "the topics view marks the topic's under-replicated partitions");
+    check((await row.getAttribute("class")) === "lagging", "and highlights the topic");
+    await shot(page, "console-topics-broker-down");
+    await axe(page, "the topics view with a broker down");
     noErrors(page);
     return;
   }

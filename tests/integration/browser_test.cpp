@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "browser_runner.hpp"
 #include "serve_process.hpp"
 
 using namespace taskstream;
@@ -19,42 +20,19 @@ const char* const kJwtSecret = "browser-test-secret-browser-test-secret-0123";
 
 class Browser : public ::testing::TestWithParam<const char*> {};
 
-std::string run_flow(const std::string& script, itest::ServeProcess& serve, const std::filesystem::path& artifacts, int& status) {
-  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
-  const std::string cmd = "NODE_PATH='" + std::string(node_path) + "' BASE_URL='http://127.0.0.1:" + std::to_string(serve.port()) +
-                          "' ARTIFACT_DIR='" + artifacts.string() + "' JWT_SECRET='" + kJwtSecret + "' node '" TASKSTREAM_SOURCE_DIR "/tests/browser/" +
-                          script + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) {
-    status = -1;
-    return "popen failed";
-  }
-  std::string out;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  status = pclose(p);
-  return out;
-}
-
 }  // namespace
 
 TEST_P(Browser, Flow) {
-  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
-  ASSERT_TRUE(node_path && *node_path) << "TASKSTREAM_NODE_PATH is not set: run scripts/test (it installs playwright-core and axe-core)";
-  ASSERT_TRUE(std::filesystem::exists("/usr/bin/chromium")) << "chromium is not installed: run scripts/deps";
-  const char* artifacts_env = std::getenv("TASKSTREAM_ARTIFACT_DIR");
-  const std::filesystem::path artifacts = artifacts_env && *artifacts_env ? artifacts_env : std::filesystem::current_path() / "artifacts";
-  std::filesystem::create_directories(artifacts);
+  ASSERT_NO_FATAL_FAILURE(itest::expect_browser());
 
   // Email stays off: the flows look at in-app notifications; SMTP has tests of its own.
   itest::ServeProcess serve(std::map<std::string, std::string>{{"JWT_SECRET", kJwtSecret}, {"EMAIL_NOTIFICATIONS_ENABLED", "false"}});
   ASSERT_TRUE(itest::wait_until([&] { return serve.call("GET", "/readyz").status == 200; }, 30s)) << serve.log();
   const std::string script = std::string(GetParam()) + ".cjs";
-  int status = 0;
-  const auto out = run_flow(script, serve, artifacts, status);
-  EXPECT_EQ(status, 0) << out << "\n--- serve log ---\n" << serve.log();
-  EXPECT_NE(out.find("checks passed"), std::string::npos) << out;
-  std::printf("%s", out.c_str());
+  const auto run = itest::run_browser_flow(script, serve);
+  EXPECT_EQ(run.status, 0) << run.out << "\n--- serve log ---\n" << serve.log();
+  EXPECT_NE(run.out.find("checks passed"), std::string::npos) << run.out;
+  std::printf("%s", run.out.c_str());
   EXPECT_EQ(serve.stop(), 0);
 }
 

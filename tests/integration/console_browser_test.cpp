@@ -10,35 +10,15 @@
 #include <filesystem>
 
 #include "kafka/producer.hpp"
+#include "browser_runner.hpp"
 #include "serve_process.hpp"
 
 using namespace taskstream;
 using namespace std::chrono_literals;
 
-namespace {
-
-int run_console_flow(const std::string& phase, const itest::ServeProcess& serve, const std::map<std::string, std::string>& extra, std::string& out) {
-  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
-  const char* artifacts_env = std::getenv("TASKSTREAM_ARTIFACT_DIR");
-  const std::filesystem::path artifacts = artifacts_env && *artifacts_env ? artifacts_env : std::filesystem::current_path() / "artifacts";
-  std::filesystem::create_directories(artifacts);
-  std::string cmd = "NODE_PATH='" + std::string(node_path) + "' BASE_URL='http://127.0.0.1:" + std::to_string(serve.port()) + "' ARTIFACT_DIR='" +
-                    artifacts.string() + "' JWT_SECRET='" + serve.env().at("JWT_SECRET") + "' PHASE=" + phase;
-  for (const auto& [k, v] : extra) cmd += " " + k + "='" + v + "'";
-  cmd += " node '" TASKSTREAM_SOURCE_DIR "/tests/browser/console.cjs' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  return pclose(p);
-}
-
-}  // namespace
 
 TEST(Console, BrowserShowsLagDeadLettersAndARedriveAndTheLagFallingToZero) {
-  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
-  ASSERT_TRUE(node_path && *node_path) << "TASKSTREAM_NODE_PATH is not set: run scripts/test (it installs playwright-core and axe-core)";
-  ASSERT_TRUE(std::filesystem::exists("/usr/bin/chromium")) << "chromium is not installed: run scripts/deps";
+  ASSERT_NO_FATAL_FAILURE(itest::expect_browser());
   constexpr int kLag = 300;
   itest::ServeProcess serve(std::map<std::string, std::string>{{"ADMIN_EMAILS", "ops@example.com"}, {"EMAIL_NOTIFICATIONS_ENABLED", "false"}},
                             {"serve", "--consumers", "notification"});
@@ -70,19 +50,19 @@ TEST(Console, BrowserShowsLagDeadLettersAndARedriveAndTheLagFallingToZero) {
   for (int i = 0; i < kLag; ++i)
     ASSERT_EQ(serve.call("POST", "/tasks", nlohmann::json{{"title", "backlog " + std::to_string(i)}}.dump(), tokens[static_cast<std::size_t>(i) % tokens.size()]).status, 201);
 
-  const std::map<std::string, std::string> extra{{"OPS_EMAIL", "ops@example.com"}, {"AUDIT_GROUP", group}, {"TOPIC", topic}, {"LAG", std::to_string(kLag)}};
-  std::string out;
-  int status = run_console_flow("lag", serve, extra, out);
-  std::printf("%s", out.c_str());
-  ASSERT_EQ(status, 0) << out << "\n--- serve log ---\n" << serve.log();
-  EXPECT_NE(out.find("all console lag checks passed"), std::string::npos) << out;
+  std::map<std::string, std::string> extra{{"OPS_EMAIL", "ops@example.com"}, {"AUDIT_GROUP", group}, {"TOPIC", topic}, {"LAG", std::to_string(kLag)}};
+  extra["PHASE"] = "lag";
+  auto run = itest::run_browser_flow("console.cjs", serve, extra);
+  std::printf("%s", run.out.c_str());
+  ASSERT_EQ(run.status, 0) << run.out << "\n--- serve log ---\n" << serve.log();
+  EXPECT_NE(run.out.find("all console lag checks passed"), std::string::npos) << run.out;
 
   itest::ServeProcess worker(env, worker_args);
-  out.clear();
-  status = run_console_flow("drained", serve, extra, out);
-  std::printf("%s", out.c_str());
-  EXPECT_EQ(status, 0) << out << "\n--- worker log ---\n" << worker.log();
-  EXPECT_NE(out.find("all console drained checks passed"), std::string::npos) << out;
+  extra["PHASE"] = "drained";
+  run = itest::run_browser_flow("console.cjs", serve, extra);
+  std::printf("%s", run.out.c_str());
+  EXPECT_EQ(run.status, 0) << run.out << "\n--- worker log ---\n" << worker.log();
+  EXPECT_NE(run.out.find("all console drained checks passed"), std::string::npos) << run.out;
   EXPECT_EQ(worker.stop(), 0);
   EXPECT_EQ(serve.stop(), 0);
 }

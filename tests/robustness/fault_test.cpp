@@ -4,6 +4,7 @@
 
 #include "fault_harness.hpp"
 
+#include "../integration/browser_runner.hpp"
 #include "../integration/outbox_fixture.hpp"
 #include "../integration/ws_client.hpp"
 #include "events/events.hpp"
@@ -686,22 +687,10 @@ TEST_F(ThreeBrokers, ScaleOutTwoServeTwoWorkersSurviveLosingOneOfEach) {
 // broker is back it drains to 0, the history holding the climb, and nothing was lost.
 namespace {
 
-int run_console_phase(const itest::ServeProcess& serve, const std::string& phase, int backlog, std::string& out) {
-  const char* node_path = std::getenv("TASKSTREAM_NODE_PATH");
-  if (!node_path || !*node_path) {
-    out = "TASKSTREAM_NODE_PATH is not set: run scripts/test (it installs playwright-core and axe-core)";
-    return -1;
-  }
-  const char* artifacts = std::getenv("TASKSTREAM_ARTIFACT_DIR");
-  const std::string cmd = "NODE_PATH='" + std::string(node_path) + "' BASE_URL='http://127.0.0.1:" + std::to_string(serve.port()) + "' ARTIFACT_DIR='" +
-                          (artifacts && *artifacts ? std::string(artifacts) : std::string("artifacts")) + "' JWT_SECRET='" + serve.env().at("JWT_SECRET") +
-                          "' PHASE=" + phase + " BACKLOG=" + std::to_string(backlog) + " OPS_EMAIL=ops@example.com node '" TASKSTREAM_SOURCE_DIR
-                          "/tests/browser/console.cjs' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  return pclose(p);
+itest::FlowRun run_console_phase(const itest::ServeProcess& serve, const std::string& phase, std::map<std::string, std::string> env) {
+  env["PHASE"] = phase;
+  env["OPS_EMAIL"] = "ops@example.com";
+  return itest::run_browser_flow("console.cjs", serve, env);
 }
 
 }  // namespace
@@ -723,9 +712,8 @@ TEST(Faults, ConsoleShowsTheOutboxBacklogClimbWhileTheBrokerIsDownAndDrainAfter)
     outbox = serve.call("GET", "/admin/outbox", {}, ops).json();
     return outbox["waiting"].is_number() && outbox["waiting"].get<int>() >= 2 * kBacklog;  // task-events and task-updates each
   }, 30s)) << outbox.dump();
-  std::string out;
-  const int shown = run_console_phase(serve, "backlog", 2 * kBacklog, out);
-  EXPECT_EQ(shown, 0) << out;
+  const auto shown = run_console_phase(serve, "backlog", {{"BACKLOG", std::to_string(2 * kBacklog)}});
+  EXPECT_EQ(shown.status, 0) << shown.out;
   const auto overview = serve.call("GET", "/admin/overview", {}, ops).json();
   EXPECT_FALSE(overview["kafka_error"].is_null()) << "the sample says Kafka does not answer: " << overview.dump();
   EXPECT_EQ(overview["topics"]["health"], "stuck") << overview.dump();
@@ -735,8 +723,8 @@ TEST(Faults, ConsoleShowsTheOutboxBacklogClimbWhileTheBrokerIsDownAndDrainAfter)
     outbox = serve.call("GET", "/admin/outbox", {}, ops).json();
     return outbox["waiting"] == 0;
   }, 120s)) << outbox.dump();
-  out.clear();
-  EXPECT_EQ(run_console_phase(serve, "backlog-drained", 0, out), 0) << out;
+  const auto drained = run_console_phase(serve, "backlog-drained", {{"BACKLOG", "0"}});
+  EXPECT_EQ(drained.status, 0) << drained.out;
   std::int64_t peak = 0;
   for (const auto& v : outbox["history"]["waiting"])
     if (v.is_number()) peak = std::max(peak, v.get<std::int64_t>());
@@ -753,4 +741,121 @@ TEST(Faults, ConsoleShowsTheOutboxBacklogClimbWhileTheBrokerIsDownAndDrainAfter)
               stop);
   EXPECT_EQ(events, static_cast<std::size_t>(kBacklog));
   EXPECT_EQ(serve.stop(), 0);
+}
+
+// The console on the scaled-out shape (docs/operations.md, "Console"): PostgreSQL, three
+// brokers, the audit and notification consumers in a `worker` process. The groups come from
+// the cluster (the worker's member and its partitions), the effects box counts the worker's
+// audit entries, and a broker SIGKILLed shows as under-replicated partitions (API and page)
+// until it is back in every ISR.
+TEST_F(ThreeBrokers, ConsoleOnPostgresShowsAWorkersGroupsAndABrokerDown) {
+  const auto db = itest::fresh_postgres_schema_url("console");
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"DATABASE_URL", db},
+                                                               {"KAFKA_BOOTSTRAP_SERVERS", bootstrap_},
+                                                               {"KAFKA_REPLICATION_FACTOR", "3"},
+                                                               {"ADMIN_EMAILS", "ops@example.com"},
+                                                               {"EMAIL_NOTIFICATIONS_ENABLED", "false"}},
+                            {"serve", "--consumers", "none"});
+  auto w = shared_env(serve);
+  const auto worker_port = std::to_string(itest::free_port());
+  w["HTTP_PORT"] = worker_port;
+  itest::ServeProcess worker(w, {"worker", "--consumers", "audit,notification", "--port", worker_port});
+  ASSERT_TRUE(itest::wait_until([&] { return serve.call("GET", "/readyz").status == 200; }, 90s)) << serve.log();
+  const auto creds = nlohmann::json{{"email", "ops@example.com"}, {"password", "correct horse battery"}}.dump();
+  ASSERT_EQ(serve.call("POST", "/auth/register", creds).status, 201);
+  const std::string ops = serve.call("POST", "/auth/token", creds).json()["access_token"];
+  auto [user, token] = serve.new_user("console3");
+  const auto topic = serve.topic("task-events");
+  const auto audit_group = w.at("KAFKA_CONSUMER_GROUP_AUDIT");
+  auto get = [&](const std::string& path) { return serve.call("GET", path, {}, ops).json(); };
+  auto topic_of = [&](const nlohmann::json& topics, const std::string& name) {
+    for (const auto& t : topics["topics"])
+      if (t["name"] == name) return t;
+    return nlohmann::json();
+  };
+
+  // Changes all along: the effects box sees the worker's audit entries.
+  std::atomic<bool> stop{false};
+  std::atomic<int> made{0};
+  std::thread writer([&] {
+    while (!stop) {
+      if (serve.call("POST", "/tasks", nlohmann::json{{"title", "seen by the console " + std::to_string(made.load())}}.dump(), token).status == 201) made++;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  struct Joined {  // a failed ASSERT returns early: stop the writer rather than std::terminate
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joined() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joined{stop, writer};
+
+  // The cluster: three brokers, the topic on all three and in sync.
+  nlohmann::json topics;
+  ASSERT_TRUE(itest::wait_until([&] {
+    topics = get("/admin/topics");
+    const auto t = topic_of(topics, topic);
+    if (topics["brokers"] != 3 || t.is_null() || t["partitions"].empty()) return false;
+    for (const auto& p : t["partitions"])
+      if (p["replicas"].size() != 3 || p["isr"].size() != 3) return false;
+    return t["under_replicated"] == 0;
+  }, 60s)) << topics.dump();
+  // The audit group, consumed by the worker process: its member holds every partition.
+  nlohmann::json audit;
+  ASSERT_TRUE(itest::wait_until([&] {
+    const auto groups = get("/admin/groups");  // named: a range-for over get(...)["groups"] reads a destroyed temporary
+    for (const auto& g : groups["groups"])
+      if (g["group_id"] == audit_group) audit = g;
+    return audit.is_object() && audit["members"].size() == 1 && audit["members"][0]["assignment"].size() == topic_of(topics, topic)["partitions"].size();
+  }, 60s)) << audit.dump() << "\n" << get("/admin/groups").dump();
+  EXPECT_EQ(audit["state"], "Stable");
+  nlohmann::json overview;
+  ASSERT_TRUE(itest::wait_until([&] {
+    overview = get("/admin/overview");
+    return overview["effects"]["audit_per_second"].get<double>() > 0;
+  }, 30s)) << "the effects box counts the worker's audit entries: " << overview.dump();
+  EXPECT_EQ(overview["topics"]["brokers"], 3);
+
+  // A broker SIGKILLed: fenced, out of the ISRs; the console says so.
+  ASSERT_EQ(kafka_script("kill-node 3"), 0);
+  ASSERT_TRUE(itest::wait_until([&] {
+    topics = get("/admin/topics");
+    const auto t = topic_of(topics, topic);
+    return topics["brokers"] == 2 && t.is_object() && t["under_replicated"].get<int>() > 0;
+  }, 90s)) << topics.dump();
+  overview = get("/admin/overview");
+  EXPECT_EQ(overview["topics"]["health"], "warn") << overview.dump();
+  EXPECT_NE(overview["topics"]["health_reason"].get<std::string>().find("under-replicated"), std::string::npos) << overview.dump();
+  const auto shown = run_console_phase(serve, "broker-down", {{"TOPIC", topic}});
+  EXPECT_EQ(shown.status, 0) << shown.out;
+  EXPECT_NE(shown.out.find("all console broker-down checks passed"), std::string::npos) << shown.out;
+
+  // Back: every partition in sync again, and the pipeline quiet with nothing lost.
+  ASSERT_EQ(kafka_script("start-node 3"), 0);
+  ASSERT_TRUE(itest::wait_until([&] {
+    topics = get("/admin/topics");
+    const auto t = topic_of(topics, topic);
+    return topics["brokers"] == 3 && t.is_object() && t["under_replicated"] == 0;
+  }, 120s)) << topics.dump();
+  stop = true;
+  writer.join();
+  std::int64_t lag = -1;
+  ASSERT_TRUE(itest::wait_until([&] {
+    audit = nullptr;
+    const auto groups = get("/admin/groups");
+    const auto outbox = get("/admin/outbox");
+    for (const auto& g : groups["groups"])
+      if (g["group_id"] == audit_group) audit = g;
+    if (!audit.is_object() || outbox["waiting"] != 0) return false;
+    std::int64_t ends = 0;
+    for (const auto& p : audit["partitions"]) ends += p["end"].is_number() ? p["end"].get<std::int64_t>() : 0;
+    lag = audit["lag"].get<std::int64_t>();
+    return ends == made.load() && lag == 0;  // one task-events record per task made, all consumed
+  }, 120s)) << audit.dump() << " made " << made.load();
+  std::printf("console on 3 brokers + PostgreSQL + a worker: %d changes, broker 3 killed and back, audit lag %lld at the end\n", made.load(),
+              static_cast<long long>(lag));
+  EXPECT_EQ(worker.stop(), 0) << worker.log();
+  EXPECT_EQ(serve.stop(), 0) << serve.log();
 }
