@@ -69,7 +69,7 @@ class LiveSession final : public std::enable_shared_from_this<LiveSession> {
 
   // The newest sample wins: while a write is in flight, a newer frame replaces the waiting one.
   void send(std::shared_ptr<const std::string> frame) {
-    if (closed_) return;
+    if (closed_ || close_after_write_) return;
     if (writing_) {
       waiting_ = std::move(frame);
       return;

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "events/events.hpp"
+#include "ws/sequencer.hpp"
 
 namespace taskstream::ws {
 
@@ -46,7 +47,7 @@ class Session final : public std::enable_shared_from_this<Session> {
   Session(Hub& hub, beast::tcp_stream&& stream, std::string user_id, std::chrono::system_clock::time_point expires,
           std::optional<std::int64_t> resume_from)
       : hub_(hub), ws_(std::move(stream)), user_id_(std::move(user_id)), expires_(expires), expiry_(ws_.get_executor()),
-        pending_resume_(resume_from) {}
+        resume_from_(resume_from) {}
 
   ~Session() {
     if (registered_) hub_.sockets--;
@@ -67,11 +68,14 @@ class Session final : public std::enable_shared_from_this<Session> {
       if (bearer_subprotocol) res.set(bhttp::field::sec_websocket_protocol, "bearer");
     }));
     auto req = std::make_shared<bhttp::request<bhttp::string_body>>(std::move(raw));
-    if (pending_resume_) return accept(std::move(req));  // the resume says where to start
+    if (resume_from_) {  // the resume says where to start
+      sequencer_.emplace(std::nullopt, resume_from_);
+      return accept(std::move(req));
+    }
     // A new socket starts at the user's seq read *before* its 101 goes out: a change the
     // client makes once it holds the 101 is newer, so it reaches the socket (live, or from
-    // the DB in fetch_current), however late the session registers. Reading it after the
-    // handshake lost such a change: the read could already include it.
+    // the DB in the sequencer's first read), however late the session registers. Reading
+    // it after the handshake lost such a change: the read could already include it.
     asio::post(hub_.blocking_, [self = shared_from_this(), req]() mutable {
       std::optional<std::int64_t> seq;
       try {
@@ -80,8 +84,7 @@ class Session final : public std::enable_shared_from_this<Session> {
         spdlog::warn("ws: user {}: reading the current seq: {}", self->user_id_, e.what());
       }
       asio::post(self->ws_.get_executor(), [self, req = std::move(req), seq]() mutable {
-        self->start_seq_ = seq;
-        self->start_seq_failed_ = !seq;
+        if (seq) self->sequencer_.emplace(seq, std::nullopt);
         self->accept(std::move(req));
       });
     });
@@ -111,8 +114,8 @@ class Session final : public std::enable_shared_from_this<Session> {
     // Registered before the DB is read again: an update committed meanwhile is held, then
     // released or dropped in order, so nothing falls between the read and the first frame.
     hub_.add(user_id_, shared_from_this());
-    if (start_seq_failed_) return close(websocket::close_code::try_again_later, "database unavailable");
-    fetch_current();
+    if (!sequencer_) return close(websocket::close_code::try_again_later, "database unavailable");
+    apply(sequencer_->begin());
     arm_expiry();
     read();
   }
@@ -141,8 +144,7 @@ class Session final : public std::enable_shared_from_this<Session> {
     if (msg.is_object() && msg.value("type", "") == "resume") {
       const auto it = msg.find("last_seq");
       if (it != msg.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0) {
-        if (catching_up_) pending_resume_ = it->get<std::int64_t>();
-        else resume(it->get<std::int64_t>());
+        if (sequencer_ && !closed_) apply(sequencer_->on_resume(it->get<std::int64_t>()));
       } else {
         send_error("resume needs last_seq, an integer >= 0");
       }
@@ -158,161 +160,56 @@ class Session final : public std::enable_shared_from_this<Session> {
     enqueue(std::make_shared<const std::string>(json{{"type", "error"}, {"detail", detail}}.dump()));
   }
 
-  // -- the seq stream
+  // -- the seq stream: ws::Sequencer decides, the session sends and reads
 
   void on_update(std::int64_t seq, std::shared_ptr<const std::string> frame) {
-    if (closed_) return;
-    if (catching_up_) {
-      held_.emplace(seq, std::move(frame));
-      return;
-    }
-    if (seq <= last_seq_) return;  // sent already (a replay, or Kafka redelivering)
-    if (seq == last_seq_ + 1) {
-      last_seq_ = seq;
-      enqueue(std::move(frame));
-      return;
-    }
-    // A gap: what lies between comes from the DB (it committed before Kafka saw it).
-    held_.emplace(seq, std::move(frame));
-    hub_.gap_fills++;
-    fill_from_db();
+    if (closed_ || !sequencer_) return;
+    apply(sequencer_->on_live(seq, std::move(frame)));
   }
 
-  /// Releases held updates in order; stops at a gap and fills it from the DB.
-  void release_held() {
-    while (!held_.empty()) {
-      auto it = held_.begin();
-      if (it->first <= last_seq_) {
-        held_.erase(it);
-        continue;
-      }
-      if (it->first != last_seq_ + 1) {
-        hub_.gap_fills++;
-        return fill_from_db();
-      }
-      last_seq_ = it->first;
-      enqueue(std::move(it->second));
-      held_.erase(it);
-    }
-    catching_up_ = false;
-    if (pending_resume_) {
-      const auto n = *pending_resume_;
-      pending_resume_.reset();
-      resume(n);
-    }
-  }
-
-  struct Replay {
-    std::int64_t current = 0;
-    std::vector<storage::OutboxRecord> rows;
-  };
-
-  /// The user's current seq and, when `with_rows`, their task-updates after `after` (all
-  /// pages). Runs on the blocking pool.
-  Replay read_replay(std::int64_t after, bool with_rows) {
-    Replay r;
-    r.current = hub_.store_.user_last_seq(user_id_);
-    while (with_rows) {
-      auto page = hub_.store_.events_after(user_id_, hub_.settings_.kafka_topic_task_updates, after, 1000);
-      if (page.empty()) break;
-      after = page.back().seq;
-      const bool last_page = page.size() < 1000;
-      for (auto& row : page) r.rows.push_back(std::move(row));
-      if (last_page || r.rows.size() >= 100'000) break;
-    }
-    return r;
-  }
-
-  /// Reads from the DB on the blocking pool, then runs `then(replay)` on this session's
-  /// strand; a DB error closes the socket (1013) instead. Holds live updates meanwhile.
-  template <class Then>
-  void with_replay(std::int64_t after, bool with_rows, Then then) {
-    catching_up_ = true;
-    asio::post(hub_.blocking_, [self = shared_from_this(), after, with_rows, then = std::move(then)]() mutable {
-      std::optional<Replay> replay;
+  /// Sends what the sequencer says, and makes the read it asks for: on the blocking pool,
+  /// its answer back on this session's strand (a DB error closes the socket, 1013).
+  void apply(Sequencer::Step step) {
+    const auto fills = sequencer_->gap_fills();
+    if (fills > gap_fills_seen_) hub_.gap_fills += fills - gap_fills_seen_;
+    gap_fills_seen_ = fills;
+    for (auto& out : step.send) enqueue(std::move(out.frame), out.replay);
+    if (!step.read) return;
+    asio::post(hub_.blocking_, [self = shared_from_this(), read = *step.read]() {
+      std::optional<Sequencer::Replay> replay;
       try {
-        replay = self->read_replay(after, with_rows);
+        replay = self->read_replay(read);
       } catch (const std::exception& e) {
         spdlog::warn("ws: user {}: reading updates: {}", self->user_id_, e.what());
       }
-      asio::post(self->ws_.get_executor(), [self, replay = std::move(replay), then = std::move(then)]() mutable {
+      asio::post(self->ws_.get_executor(), [self, replay = std::move(replay)]() mutable {
+        if (self->closed_) return;
         if (!replay) return self->close(websocket::close_code::try_again_later, "database unavailable");
-        then(*self, *replay);
+        const auto skipped = self->sequencer_->unrecovered_gaps();
+        self->apply(self->sequencer_->on_read(std::move(*replay)));
+        if (self->sequencer_->unrecovered_gaps() > skipped)
+          spdlog::warn("ws: user {}: updates no longer in the outbox; told the client (recovered:false, seq {})", self->user_id_,
+                       self->sequencer_->last_seq());
       });
     });
   }
 
-  /// After the handshake: the changes since start_seq_ (made while the session was not yet
-  /// registered, so perhaps pushed before it listened) come from the DB, then held updates.
-  void fetch_current() {
-    with_replay(start_seq_.value_or(0), start_seq_.has_value(), [](Session& s, Replay& r) {
-      // A resume that came with the upgrade or during this read goes first: no live frame
-      // is sent before it, so none can arrive twice or ahead of the replay.
-      if (s.pending_resume_) {
-        s.last_seq_ = r.current;
-        const auto n = *s.pending_resume_;
-        s.pending_resume_.reset();
-        return s.resume(n);
-      }
-      s.last_seq_ = s.start_seq_.value_or(r.current);
-      for (auto& row : r.rows) {
-        if (row.seq != s.last_seq_ + 1) break;
-        s.last_seq_ = row.seq;
-        s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
-      }
-      s.release_held();
-    });
+  /// The user's current seq and, when asked, their task-updates after `after` (all pages).
+  /// Runs on the blocking pool.
+  Sequencer::Replay read_replay(const Sequencer::Read& read) {
+    Sequencer::Replay r;
+    r.current = hub_.store_.user_last_seq(user_id_);
+    std::int64_t after = read.after;
+    while (read.rows) {
+      auto page = hub_.store_.events_after(user_id_, hub_.settings_.kafka_topic_task_updates, after, 1000);
+      if (page.empty()) break;
+      after = page.back().seq;
+      const bool last_page = page.size() < 1000;
+      for (auto& row : page) r.rows.push_back({row.seq, std::make_shared<const std::string>(std::move(row.payload))});
+      if (last_page || r.rows.size() >= 100'000) break;
+    }
+    return r;
   }
-
-  void fill_from_db() {
-    with_replay(last_seq_, true, [](Session& s, Replay& r) {
-      for (auto& row : r.rows) {
-        if (row.seq != s.last_seq_ + 1) break;
-        s.last_seq_ = row.seq;
-        s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
-      }
-      // Whatever is still missing cannot be had: skip to the oldest held one rather than
-      // wait forever (only possible when rows were pruned under a lagging instance).
-      if (!s.held_.empty() && s.held_.begin()->first > s.last_seq_ + 1 && r.current >= s.held_.begin()->first &&
-          r.rows.empty()) {
-        spdlog::warn("ws: user {}: seq {}..{} no longer in the DB; skipping", s.user_id_, s.last_seq_ + 1,
-                     s.held_.begin()->first - 1);
-        s.last_seq_ = s.held_.begin()->first - 1;
-      }
-      s.release_held();
-    });
-  }
-
-  void resume(std::int64_t after) {
-    with_replay(after, true, [after](Session& s, Replay& r) {
-      // Recovered when the rows after `after` are all there: they start at after+1 and run
-      // without a hole up to the current seq.
-      bool recovered = after <= r.current;
-      std::int64_t expect = after + 1;
-      for (const auto& row : r.rows) {
-        if (row.seq != expect) {
-          recovered = false;
-          break;
-        }
-        ++expect;
-      }
-      if (recovered && expect - 1 != r.current) recovered = false;
-      if (recovered) {
-        s.last_seq_ = after;
-        for (auto& row : r.rows) {
-          s.last_seq_ = row.seq;
-          s.enqueue(std::make_shared<const std::string>(std::move(row.payload)), true);
-        }
-      } else {
-        s.last_seq_ = std::max<std::int64_t>(r.current, 0);
-      }
-      // Updates held meanwhile are newer than the DB read or already in it.
-      s.held_.erase(s.held_.begin(), s.held_.upper_bound(s.last_seq_));
-      s.enqueue(std::make_shared<const std::string>(json{{"type", "resumed"}, {"recovered", recovered}, {"seq", s.last_seq_}}.dump()));
-      s.release_held();
-    });
-  }
-
 
   // -- sending
 
@@ -391,12 +288,11 @@ class Session final : public std::enable_shared_from_this<Session> {
   };
   std::deque<Out> queue_;
   std::size_t live_queued_ = 0;
-  std::map<std::int64_t, std::shared_ptr<const std::string>> held_;
-  std::optional<std::int64_t> pending_resume_;
-  std::optional<std::int64_t> start_seq_;  ///< the user's seq before the 101 (none with a resume)
-  bool start_seq_failed_ = false;          ///< the DB did not answer: closed 1013 after the handshake
-  std::int64_t last_seq_ = 0;
-  bool catching_up_ = false;
+  std::optional<std::int64_t> resume_from_;  ///< /ws?last_seq=N
+  /// Made once the start is known (the user's seq read before the 101, or the resume);
+  /// none after that read failed: the socket closes 1013 after its handshake.
+  std::optional<Sequencer> sequencer_;
+  std::uint64_t gap_fills_seen_ = 0;
   bool writing_ = false;
   bool closed_ = false;
   bool close_after_write_ = false;

@@ -3,15 +3,10 @@
 // feeds them. Modelled on Boost.Beast's chat-multi example (a shared state holding weak
 // references to sessions, each session with its own send queue), with two additions:
 //
-// - Gap-free, duplicate-free order per socket. Every task update carries the user's `seq`.
-//   A session remembers the last seq it sent; an update at last+1 is sent, an older one is
-//   dropped, a newer one (a gap) makes the session read the missing ones from the outbox
-//   table (Store::events_after) first. Updates arriving while the session reads the DB are
-//   held and released in order afterwards. A new socket starts at the user's seq as read
-//   before its 101 went out (so every change the client makes after it has the 101 comes);
-//   `{"type":"resume","last_seq":N}` replays everything after N from the DB and answers
-//   `{"type":"resumed","recovered":true,"seq":M}`, or recovered:false (and seq = the current
-//   one) when the rows after N were pruned (OUTBOX_RETENTION_HOURS) or N is in the future.
+// - Gap-free, duplicate-free order per socket, kept by ws::Sequencer (no I/O; see its
+//   header for the rules: live frames in seq order, gaps filled from the outbox table,
+//   `{"type":"resume","last_seq":N}` answered with `resumed`, recovered:false when rows are
+//   gone). The session carries out what it says: sends frames, reads the DB off its strand.
 // - Every serving instance consumes every partition of task-updates (and
 //   notification.request, for in-app notifications) in a group of its own
 //   (KAFKA_CONSUMER_GROUP_WEBSOCKET-<instance id>), starting at the end: a client that was

@@ -145,7 +145,8 @@ run("edit", async (browser) => {
   check((await byId(a, v.id).innerText()).includes("Fix the bike: new chain"), "a task deleted elsewhere during an edit: the page says so and keeps the text");
   await byId(a, v.id).locator("[data-control=restore]").click();
   await row(a, "Fix the bike: new chain").waitFor({ timeout: 5000 });
-  const restored = (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.find((i) => i.title === "Fix the bike: new chain");
+  // The row shows at once; the POST behind it may still be on its way: ask until it is stored.
+  const restored = await until(async () => (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.find((i) => i.title === "Fix the bike: new chain"), 5000);
   check(!!restored && restored.id !== v.id, "…and saves it as a new task on request");
 
   // ---- failures keep what was typed -----------------------------------------------------------
