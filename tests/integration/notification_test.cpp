@@ -9,6 +9,7 @@
 #include <set>
 
 #include "events/events.hpp"
+#include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
 #include "kafka/redrive.hpp"
 #include "kafka/tail.hpp"
@@ -26,6 +27,19 @@ using itest::mails_with;
 itest::ServeProcess serve_with_smtp() {
   return itest::ServeProcess(std::map<std::string, std::string>{
       {"SMTP_HOST", "127.0.0.1"}, {"SMTP_PORT", itest::shared_smtp_port()}, {"SMTP_FROM", "tasks@taskstream.test"}});
+}
+
+/// Quiescence: the notification group of `serve` has committed every request on its topic
+/// (so a second copy, had it been sent, was handled), read from the cluster.
+bool notifications_quiet(const itest::ServeProcess& serve) {
+  try {
+    for (const auto& [partition, lag] : kafka::Admin(itest::kafka_settings())
+                                             .consumer_lag(serve.env().at("KAFKA_CONSUMER_GROUP_NOTIFICATION"), serve.topic("notification.request")))
+      if (lag != 0) return false;
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -47,7 +61,7 @@ TEST(Notifications, EmailChannelDeliversOneEmailAndTheRowSaysSent) {
     items = serve.call("GET", "/notifications", {}, token).json()["items"];
     return items.size() == 1 && items[0]["channels"][1]["status"] != "pending";
   }, 60s)) << items.dump() << serve.log();
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(itest::wait_until([&] { return notifications_quiet(serve); }, 60s)) << "both copies consumed";
   items = serve.call("GET", "/notifications", {}, token).json()["items"];
   ASSERT_EQ(items.size(), 1u) << items.dump();
   const auto& n = items[0];
@@ -228,7 +242,9 @@ TEST(Notifications, SmtpDownThirtySecondsThenBackSendsTheEmailOnceAndNothingStal
       if (n["title"] == subject) return channel_of(n, "email")["status"] == "sent";
     return false;
   }, 30s)) << serve.log();
-  std::this_thread::sleep_for(2s);  // a second copy would have arrived by now
+  // Quiescence, not a pause: every request consumed, and the email row is `sent` (the
+  // dispatcher takes only pending rows), so no second copy can still be on its way.
+  ASSERT_TRUE(itest::wait_until([&] { return notifications_quiet(serve); }, 60s));
   const auto mails = mails_with(subject, smtp.mail_dir());
   ASSERT_EQ(mails.size(), 1u);
   EXPECT_NE(mails[0].find("To: outage@example.com"), std::string::npos) << mails[0];
@@ -317,7 +333,7 @@ TEST(Notifications, RedrivenFailedEmailIsSentOnceTheServerIsBack) {
                   .get()
                   .ok());
   EXPECT_EQ(kafka::redrive(s, topic, all, false, {}, 2s).sent, 0u) << "nothing new in the DLQ";
-  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(itest::wait_until([&] { return notifications_quiet(serve); }, 60s)) << "the two copies consumed";
   EXPECT_EQ(email_status()["status"], "sent");
   const auto mails = mails_with(subject, smtp.mail_dir());
   ASSERT_EQ(mails.size(), 1u);
