@@ -257,7 +257,12 @@ inline Verdict verify(const itest::ServeProcess& s, const Load& load, Clock::tim
                       const config::Settings& kafka, std::chrono::seconds drain_timeout = 300s) {
   Verdict v;
   auto store = storage::open_store(config::Settings::load({{"DATABASE_URL", s.database_url()}}).database);
-  EXPECT_TRUE(itest::wait_until([&] { return store->outbox_stats().waiting == 0; }, drain_timeout)) << "outbox never drained";
+  if (!itest::wait_until([&] { return store->outbox_stats().waiting == 0; }, drain_timeout)) {
+    // Keep the evidence: the serve's own account of why its relay stopped (last 30 KB).
+    const auto log = s.log();
+    ADD_FAILURE() << "outbox never drained (" << store->outbox_stats().waiting << " rows waiting)\n--- serve log (tail) ---\n"
+                  << (log.size() > 30000 ? log.substr(log.size() - 30000) : log);
+  }
   v.drain_ms = ms_since(faults_over);
 
   const auto changes = load.changes();
