@@ -13,6 +13,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -133,6 +135,19 @@ class ServeProcess final {
     auto until = std::chrono::steady_clock::now() + deadline;
     while (waitpid(pid_, &status, WNOHANG) == 0) {
       if (std::chrono::steady_clock::now() > until) {
+        // Evidence before the SIGKILL: where each thread of the stuck process is (gdb, when
+        // the machine has it), and the end of its log, in the test's output.
+        const auto stacks = (dir_ / "stuck-stacks.txt").string();
+        const std::string cmd = "command -v gdb >/dev/null 2>&1 && timeout 60 gdb -p " + std::to_string(pid_) +
+                                " -batch -ex 'thread apply all bt' > '" + stacks + "' 2>&1";
+        if (std::system(cmd.c_str()) == 0) {
+          std::ifstream f(stacks);
+          std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+          std::fprintf(stderr, "serve %d did not stop within %lld s of SIGTERM; its threads:\n%s\n", static_cast<int>(pid_),
+                       static_cast<long long>(deadline.count()), text.substr(0, 60000).c_str());
+        }
+        const auto tail = log();
+        std::fprintf(stderr, "--- serve log (tail) ---\n%s\n", tail.substr(tail.size() > 20000 ? tail.size() - 20000 : 0).c_str());
         kill(pid_, SIGKILL);
         waitpid(pid_, &status, 0);
         pid_ = -1;
