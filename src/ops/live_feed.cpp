@@ -170,11 +170,4 @@ void LiveFeed::stop() {
   for (auto& s : targets) s->post_close(websocket::close_code::going_away, "server stopping");
 }
 
-std::size_t LiveFeed::sockets() const {
-  std::lock_guard lock(mutex_);
-  std::size_t n = 0;
-  for (const auto& w : sessions_) n += !w.expired();
-  return n;
-}
-
 }  // namespace taskstream::ops

@@ -44,7 +44,6 @@ class LiveFeed final {
   void publish(std::shared_ptr<const std::string> frame);
   /// Closes every socket (1001) and refuses new ones (503). Idempotent.
   void stop();
-  std::size_t sockets() const;
 
  private:
   friend class LiveSession;
@@ -52,7 +51,7 @@ class LiveFeed final {
 
   const config::Settings& settings_;
   const auth::JwtCodec& jwt_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::vector<std::weak_ptr<LiveSession>> sessions_;
   std::shared_ptr<const std::string> last_;
   std::atomic<bool> stopped_{false};

@@ -492,8 +492,9 @@ json Monitor::build_overview(const json& o, const json& g, const json& tp, const
   double topic_rate = 0;
   int under = 0;
   // This deployment's topics only: the cluster may hold others'.
+  const auto service_topics = kafka::service_topic_names(settings_);  // once, not per topic
   auto ours = [&](const std::string& name) {
-    for (const auto& t : kafka::service_topic_names(settings_))
+    for (const auto& t : service_topics)
       if (name == t || name == t + ".dlq") return true;
     return false;
   };
