@@ -161,7 +161,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
     std::cerr << "taskstream serve: --consumers: " << e.what() << "\n";
     return 2;
   }
-  kafka::Producer producer(settings);
+  kafka::Producer producer(settings, outbox::relay_producer_options());  // the relay's alone
   outbox::Relay relay(*store, producer);
   workers::Consumers consumers(settings, *store, consumer_names);
   reminders::Scheduler reminder_scheduler(settings, *store, [&relay] { relay.wake(); });

@@ -16,9 +16,16 @@ using Properties = std::vector<std::pair<std::string, std::string>>;
 /// Producer knobs beyond the settings; defaults suit the outbox relay.
 struct ProducerOptions {
   std::string client_id = "taskstream";
-  /// librdkafka's message.timeout.ms: how long a message may wait for delivery. The outbox
-  /// keeps undelivered rows, so this bounds one attempt, not the life of an event.
+  /// librdkafka's message.timeout.ms: how long a message may wait for delivery; 0 = no
+  /// limit (librdkafka retries in order until delivered, purged or the client is fatal).
+  /// The outbox relay uses 0: an idempotent producer whose message times out bumps its
+  /// epoch and sends the later messages of that partition, so a retry of the timed-out one
+  /// would land after them (docs/reliability.md, "Per-user order").
   std::chrono::milliseconds delivery_timeout{120'000};
+  /// enable.gapless.guarantee: an error that would leave a gap in a partition's sequence
+  /// makes the client fatal (every message it holds fails) instead of skipping the failed
+  /// batch and sending the next ones. The owner then replaces the client (Producer::restart).
+  bool gapless = false;
   /// Block the producing thread when the local queue is full instead of failing at once.
   bool block_when_full = true;
   Properties extra;  ///< applied last; for tests and tuning

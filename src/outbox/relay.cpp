@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <unordered_map>
 
 #include "events/events.hpp"
 #include "kafka/message.hpp"
@@ -19,9 +20,35 @@ struct BatchState {
   std::vector<std::int64_t> delivered;
   std::size_t failed = 0;
   std::string first_error;
+  /// Per stream (a user's events on one topic): the first row that failed and the last
+  /// one delivered in this batch. A failed stream's later rows are held back; a delivery
+  /// past a failed row would break the order. Reports of one partition can arrive out of
+  /// row order (after a fatal error the queued rows fail before the reply to the request
+  /// in flight), so the rows' ids are compared, not the reports' order.
+  struct Stream {
+    std::int64_t first_failed = INT64_MAX;
+    std::int64_t last_delivered = 0;
+  };
+  std::unordered_map<std::string, Stream> streams;
 };
 
+/// One ordered stream: a user's events on one topic.
+std::string stream_of(const std::string& topic, const std::string& key) {
+  std::string s;
+  s.reserve(topic.size() + 1 + key.size());
+  s.append(topic).push_back('\0');
+  s.append(key);
+  return s;
+}
+
 }  // namespace
+
+kafka::ProducerOptions relay_producer_options() {
+  kafka::ProducerOptions o;
+  o.delivery_timeout = std::chrono::milliseconds(0);  // never: the relay decides when to give up (stall_timeout)
+  o.gapless = true;
+  return o;
+}
 
 Relay::Relay(storage::Store& store, kafka::Producer& producer, RelayOptions options)
     : store_(store), producer_(producer), options_(options) {}
@@ -116,7 +143,15 @@ void Relay::stop() {
 }
 
 RelayStats Relay::stats() const noexcept {
-  RelayStats st{published_.load(), failed_.load(), batches_.load(), restarts_.load(), holds_lease_.load(), {}, {}};
+  RelayStats st;
+  st.published = published_.load();
+  st.failed = failed_.load();
+  st.batches = batches_.load();
+  st.producer_restarts = restarts_.load();
+  st.fatal_errors = fatal_.load();
+  st.held_back = held_back_.load();
+  st.order_violations = order_violations_.load();
+  st.holds_lease = holds_lease_.load();
   std::lock_guard lock(error_mutex_);
   st.last_error = last_error_;
   st.last_error_at = last_error_at_;
@@ -209,13 +244,31 @@ int Relay::publish_batch() {
 
   auto state = std::make_shared<BatchState>();
   state->pending = rows.size();
+  std::size_t held = 0;
   for (auto& r : rows) {
+    auto stream = stream_of(r.topic, r.key);
+    {
+      // A row of this stream was refused (at once, or already reported): sending this one
+      // now would put it before that row's retry. It waits for the next batch.
+      std::lock_guard lock(state->mutex);
+      if (auto it = state->streams.find(stream); it != state->streams.end() && it->second.first_failed < r.id) {
+        ++held;
+        if (--state->pending == 0) state->cv.notify_all();
+        continue;
+      }
+    }
     kafka::OutgoingMessage msg{std::move(r.topic), std::move(r.key), std::move(r.payload),
                                kafka::event_headers(r.event_id, r.event_type, r.traceparent), std::nullopt};
-    producer_.produce(std::move(msg), [state, id = r.id](const kafka::DeliveryResult& d) {
+    producer_.produce(std::move(msg), [state, id = r.id, stream = std::move(stream)](const kafka::DeliveryResult& d) mutable {
       std::lock_guard lock(state->mutex);
-      if (d.ok()) state->delivered.push_back(id);
-      else if (state->failed++ == 0) state->first_error = d.error.to_string();
+      auto& st = state->streams[std::move(stream)];
+      if (d.ok()) {
+        state->delivered.push_back(id);
+        st.last_delivered = std::max(st.last_delivered, id);
+      } else {
+        if (state->failed++ == 0) state->first_error = d.error.to_string();
+        st.first_failed = std::min(st.first_failed, id);
+      }
       if (--state->pending == 0) state->cv.notify_all();
     });
   }
@@ -246,14 +299,31 @@ int Relay::publish_batch() {
     delivered = state->delivered;
     failed = state->failed + state->pending;  // not reported by the deadline: retried later
     first_error = state->first_error;
+    std::size_t violations = 0;
+    for (const auto& [stream, st] : state->streams)
+      if (st.last_delivered > st.first_failed && violations++ == 0)
+        spdlog::error("outbox relay: outbox row {} was delivered after row {} of its user and topic failed: per-user order broken",
+                      st.last_delivered, st.first_failed);
+    if (violations > 0) {
+      order_violations_ += violations;
+      spdlog::error("outbox relay: {} user stream(s) delivered out of order in one batch", violations);
+    }
   }
   batches_++;
+  held_back_ += held;
+  if (producer_.fatal()) {
+    // Gapless: the client stopped rather than skip a failed request; everything it held
+    // has failed. A new client (new producer id) sends those rows again, in order.
+    fatal_++;
+    if (producer_.restart("fatal error: " + (first_error.empty() ? std::string("see the log") : first_error))) restarts_++;
+  }
   if (!delivered.empty()) mark_later(std::move(delivered));
-  if (failed > 0) {
-    failed_ += failed;
+  if (failed + held > 0) {
+    failed_ += failed + held;
     if (first_error.empty()) first_error = "no delivery report in time";
-    spdlog::warn("outbox relay: {} of {} events not published, retrying: {}", failed, rows.size(), first_error);
-    note_error(std::to_string(failed) + " of " + std::to_string(rows.size()) + " events not published: " + first_error);
+    spdlog::warn("outbox relay: {} of {} events not published ({} held back behind a failed one of their user), retrying: {}",
+                 failed + held, rows.size(), held, first_error);
+    note_error(std::to_string(failed + held) + " of " + std::to_string(rows.size()) + " events not published: " + first_error);
     return -1;
   }
   return static_cast<int>(rows.size());

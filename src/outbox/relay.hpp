@@ -2,14 +2,25 @@
 // Outbox relay: publishes outbox rows to Kafka in id order (so in per-user order) with the
 // idempotent producer, and marks a row published only on its delivery report.
 //
-// Ordering: a batch is produced in id order and the next batch waits for this one's
-// reports (not for their mark_published: rows are marked on a thread of their own while the
-// next batch goes out, and the next fetch skips rows still being marked). With idempotence librdkafka fails every later message of a partition when one
-// fails, so the rows that succeed are a prefix per partition and the failed rest is
-// retried in order. A crash between a delivery and mark_published republishes those rows
-// with the same event_id; consumers apply each event_id once.
+// Per-user order on each topic (docs/reliability.md, "Per-user order"): a batch is produced
+// in id order and the next batch waits for this one's reports (not for their
+// mark_published: rows are marked on a thread of their own while the next batch goes out,
+// and the next fetch skips rows still being marked). Every failed row is sent again, in id
+// order, before any later row of its user on that topic:
+// - the producer (relay_producer_options) never times a message out and is gapless, so
+//   librdkafka retries a partition's messages in order until they are delivered, and an
+//   error that would skip a failed request makes the client fatal: every later message of
+//   the partition fails too. The relay then replaces the client (Producer::restart);
+// - a row refused at once (produce() reported an error) holds back the later rows of its
+//   user on that topic for this batch;
+// - a row delivered although an earlier row of its user and topic failed in the same batch
+//   would break the order: such a stream is counted (order_violations, expected 0) and
+//   logged as an error.
+// A crash between a delivery and mark_published, or a purge of requests in flight that the
+// broker may still have written, republishes those rows with the same event_id; consumers
+// apply each event_id once, so each user's events are applied in seq order.
 //
-// Kafka down: rows stay unpublished and are retried with backoff; writes never wait.
+// Kafka down: rows stay unpublished and are retried; writes never wait.
 // Stalled producer: nothing delivered for stall_timeout while rows wait → the producer's
 // client is replaced and the rows not acknowledged are sent again (same event_id).
 // Lifecycle: start(); wake() after each commit; drain(deadline) then stop() on shutdown.
@@ -41,11 +52,20 @@ struct RelayOptions {
   std::chrono::milliseconds stall_timeout{30'000};
 };
 
+/// The producer the relay needs: no message timeout, gapless (see the header comment).
+kafka::ProducerOptions relay_producer_options();
+
 struct RelayStats {
   std::uint64_t published = 0;
-  std::uint64_t failed = 0;  ///< delivery failures (rows retried later)
+  std::uint64_t failed = 0;  ///< delivery failures and held-back rows (retried later)
   std::uint64_t batches = 0;
-  std::uint64_t producer_restarts = 0;  ///< stalls that replaced the producer's client
+  std::uint64_t producer_restarts = 0;  ///< stalls and fatal errors that replaced the producer's client
+  std::uint64_t fatal_errors = 0;       ///< of those, the client had stopped on a fatal error (gapless)
+  /// Rows not produced in a batch because an earlier row of their user and topic was refused.
+  std::uint64_t held_back = 0;
+  /// User streams (a user's events on one topic) in which a row was delivered although an
+  /// earlier row failed in the same batch. The design makes this impossible; tests assert 0.
+  std::uint64_t order_violations = 0;
   /// This instance held the relay lease at its last look (PostgreSQL: one instance publishes).
   bool holds_lease = false;
   /// The last failure (delivery or outbox read) and when (RFC 3339 UTC); empty when none yet.
@@ -93,7 +113,7 @@ class Relay final {
   std::atomic<bool> drained_{false};
   /// Until when a batch waits for its reports (steady clock, ns); max while running.
   std::atomic<std::int64_t> give_up_ns_{INT64_MAX};
-  std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0}, restarts_{0};
+  std::atomic<std::uint64_t> published_{0}, failed_{0}, batches_{0}, restarts_{0}, fatal_{0}, held_back_{0}, order_violations_{0};
   std::atomic<bool> holds_lease_{false};
   mutable std::mutex error_mutex_;
   std::string last_error_, last_error_at_;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -46,6 +47,67 @@ inline std::map<std::string, std::vector<std::int64_t>> seqs_by_user(const confi
   return out;
 }
 
+/// What the order checker found on one topic. A user's events are read in partition order
+/// and each event_id counts at its first occurrence (consumers apply an event_id once, so a
+/// copy sent again after a possibly-persisted failure changes nothing they do).
+struct OrderReport {
+  std::size_t messages = 0;
+  std::size_t redelivered = 0;   ///< a copy of an event_id already seen (absorbed)
+  std::size_t out_of_order = 0;  ///< a first occurrence whose seq is not the previous + 1
+  std::size_t missing = 0;       ///< seqs 1..per_user never seen
+  std::size_t foreign_key = 0;   ///< message key is not the event's user_id
+  std::size_t split_users = 0;   ///< users whose events are on more than one partition
+  std::string first_problem;
+  bool ok() const { return out_of_order == 0 && missing == 0 && foreign_key == 0 && split_users == 0; }
+};
+
+/// Reads every message of `topic` (until 3 s pass with nothing new) and checks that each
+/// user's events, keyed by the user, sit on one partition with seq 1..per_user in order
+/// and no gap.
+inline OrderReport check_per_user_order(const config::Settings& s, const std::string& topic, const std::vector<std::string>& users,
+                                        std::int64_t per_user) {
+  struct Seen {
+    std::int64_t next = 1;
+    std::set<std::string> event_ids;
+    std::set<std::int32_t> partitions;
+  };
+  std::map<std::string, Seen> by_user;
+  OrderReport r;
+  auto problem = [&](std::string what) {
+    if (r.first_problem.empty()) r.first_problem = topic + ": " + std::move(what);
+  };
+  std::atomic<bool> stop{false};
+  kafka::tail(s, topic, {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = std::chrono::seconds(3)},
+              [&](const kafka::Message& m) {
+                ++r.messages;
+                auto j = nlohmann::json::parse(m.payload());
+                const std::string user = j["user_id"], event_id = j["event_id"];
+                const std::int64_t seq = j["seq"];
+                if (m.key() != user) ++r.foreign_key, problem("key " + std::string(m.key()) + " carries an event of " + user);
+                auto& seen = by_user[user];
+                seen.partitions.insert(m.partition());
+                if (!seen.event_ids.insert(event_id).second) {
+                  ++r.redelivered;
+                  return true;
+                }
+                if (seq != seen.next) {
+                  ++r.out_of_order;
+                  problem("user " + user + ": seq " + std::to_string(seq) + " where " + std::to_string(seen.next) + " was due (offset " +
+                          std::to_string(m.offset()) + ")");
+                }
+                seen.next = std::max(seen.next, seq + 1);
+                return true;
+              },
+              stop);
+  for (const auto& user : users) {
+    auto it = by_user.find(user);
+    const auto got = it == by_user.end() ? 0 : static_cast<std::int64_t>(it->second.event_ids.size());
+    if (got < per_user) r.missing += static_cast<std::size_t>(per_user - got), problem("user " + user + ": " + std::to_string(got) + " events");
+    if (it != by_user.end() && it->second.partitions.size() > 1) ++r.split_users, problem("user " + user + " on several partitions");
+  }
+  return r;
+}
+
 struct OutboxFixture {
   std::string prefix;
   config::Settings s;
@@ -75,6 +137,19 @@ struct OutboxFixture {
     auto factory = outbox::task_event_factory(s, "task_created");
     for (int i = from; i < to; ++i)
       for (const auto& user : users) store->create_task(new_task(user, i), factory);
+  }
+
+  /// Each user's events on both topics, first occurrences, are seq 1..per_user in order
+  /// (copies of an event_id allowed, see check_per_user_order). Returns the copies seen.
+  std::size_t expect_per_user_order(int per_user) {
+    std::size_t copies = 0;
+    for (const auto& topic : {prefix + "-events", prefix + "-updates"}) {
+      auto r = check_per_user_order(s, topic, users, per_user);
+      EXPECT_TRUE(r.ok()) << r.first_problem << " (" << r.out_of_order << " out of order, " << r.missing << " missing, "
+                          << r.foreign_key << " foreign keys, " << r.split_users << " users split)";
+      copies += r.redelivered;
+    }
+    return copies;
   }
 
   /// Each user's seq on both topics is exactly 1..per_user: nothing lost, duplicated or reordered.

@@ -17,7 +17,7 @@ const config::EnvMap kEmbedded{{"KAFKA_BOOTSTRAP_SERVERS", "embedded"}, {"LOG_LE
 
 TEST(OutboxRelay, EmbeddedBrokerDownThenUpDrainsTheBacklogInOrderOnce) {
   OutboxFixture o(kEmbedded, "relay", 4);
-  kafka::Producer producer(o.s);
+  kafka::Producer producer(o.s, outbox::relay_producer_options());
   outbox::Relay relay(*o.store, producer, {.batch_size = 50, .idle_poll = 50ms, .retry_backoff = 200ms});
   relay.start();
 
@@ -39,7 +39,7 @@ TEST(OutboxRelay, EmbeddedBrokerDownThenUpDrainsTheBacklogInOrderOnce) {
 // fencing never produces again); the backlog still goes out once each, in order.
 TEST(OutboxRelay, StalledProducerIsReplacedAndTheBacklogStillDrainsOnceInOrder) {
   OutboxFixture o(kEmbedded, "stall", 3);
-  kafka::Producer producer(o.s);
+  kafka::Producer producer(o.s, outbox::relay_producer_options());
   outbox::Relay relay(*o.store, producer, {.batch_size = 40, .idle_poll = 50ms, .retry_backoff = 200ms, .stall_timeout = 2s});
   relay.start();
   constexpr int kPerUser = 40;
@@ -67,7 +67,9 @@ TEST(OutboxRelay, EmbeddedNotEnoughReplicasIsRetriedAndEachEventLandsOnceInOrder
   OutboxFixture o(kEmbedded, "nerep", 3);
   constexpr int kProduceApi = 0, kNotEnoughReplicas = 19;
   kafka::embedded::push_request_errors(kProduceApi, kNotEnoughReplicas, 6);
-  kafka::Producer producer(o.s, {.extra = {{"max.in.flight.requests.per.connection", "1"}}});
+  auto po = outbox::relay_producer_options();
+  po.extra = {{"max.in.flight.requests.per.connection", "1"}};
+  kafka::Producer producer(o.s, po);
   outbox::Relay relay(*o.store, producer, {.batch_size = 20, .idle_poll = 50ms, .retry_backoff = 200ms});
   relay.start();
   constexpr int kPerUser = 30;
@@ -85,7 +87,7 @@ TEST(OutboxRelay, EmbeddedNotEnoughReplicasIsRetriedAndEachEventLandsOnceInOrder
 TEST(OutboxRelay, DrainPublishesWhatWaitsBeforeStop) {
   OutboxFixture o(itest::kafka_env(), "drain", 1);
   o.write(0, 100);
-  kafka::Producer producer(o.s);
+  kafka::Producer producer(o.s, outbox::relay_producer_options());
   outbox::Relay relay(*o.store, producer);  // never started: drain alone must publish
   EXPECT_TRUE(relay.drain(30s));
   EXPECT_EQ(o.store->outbox_stats().waiting, 0);

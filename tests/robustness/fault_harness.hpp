@@ -51,6 +51,14 @@ inline std::string broker_file(int node, const std::string& name) {
   return repo_dir() + "/var/kafka/node-" + std::to_string(node) + "/" + name;
 }
 
+/// The pid of broker `node` of scripts/kafka (-1 when it is not running).
+inline pid_t broker_pid(int node) {
+  std::ifstream f(broker_file(node, "pid"));
+  pid_t pid = -1;
+  f >> pid;
+  return pid;
+}
+
 inline std::size_t count_in(std::string_view text, std::string_view needle) {
   std::size_t n = 0;
   for (auto pos = text.find(needle); pos != std::string_view::npos; pos = text.find(needle, pos + needle.size())) ++n;

@@ -33,13 +33,6 @@ std::string latency_figures(const Load& load) {
   return buf;
 }
 
-pid_t broker_pid(int node) {
-  std::ifstream f(broker_file(node, "pid"));
-  pid_t pid = -1;
-  f >> pid;
-  return pid;
-}
-
 }  // namespace
 
 // 1. The broker stopped for 10 s, and once for 60 s, while changes keep coming.
@@ -127,7 +120,7 @@ TEST(Faults, BrokerPausedDuringABurst) {
 // same sequence numbers and the broker drops the copies: each event once, in order.
 TEST(Faults, PossiblyPersistedProducesAreNotDuplicated) {
   itest::OutboxFixture o(itest::kafka_env(), "maybe", 4);
-  kafka::ProducerOptions po;
+  kafka::ProducerOptions po = outbox::relay_producer_options();
   po.extra = {{"socket.timeout.ms", "1000"}};
   kafka::Producer producer(o.s, po);
   outbox::Relay relay(*o.store, producer, {.batch_size = 50, .idle_poll = 50ms, .retry_backoff = 200ms});

@@ -5,6 +5,7 @@
 #include "config/settings.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/client_config.hpp"
+#include "outbox/relay.hpp"
 
 using namespace taskstream;
 using kafka::find_property;
@@ -67,6 +68,19 @@ TEST(KafkaConfig, ProducerIsIdempotentWithAcksAll) {
   EXPECT_EQ(find_property(p, "compression.type"), "zstd");
   EXPECT_EQ(find_property(p, "partitioner"), "murmur2_random");
   EXPECT_EQ(find_property(p, "bootstrap.servers"), "h:1");
+}
+
+TEST(KafkaConfig, TheRelaysProducerNeverTimesOutAMessageAndIsGapless) {
+  // Per-user order (docs/reliability.md): a message timeout would let the later messages of
+  // its partition through before the retry of the timed-out one.
+  auto p = kafka::producer_properties(config::Settings::load({}), "h:1", outbox::relay_producer_options());
+  EXPECT_EQ(find_property(p, "message.timeout.ms"), "0");
+  EXPECT_EQ(find_property(p, "enable.gapless.guarantee"), "true");
+  EXPECT_EQ(find_property(p, "enable.idempotence"), "true");
+  // Other producers (dead letters, the CLI) keep a bounded wait and the default.
+  auto q = kafka::producer_properties(config::Settings::load({}), "h:1", {});
+  EXPECT_EQ(find_property(q, "message.timeout.ms"), "120000");
+  EXPECT_FALSE(has(q, "enable.gapless.guarantee"));
 }
 
 TEST(KafkaConfig, ProducerExtrasApplyLast) {

@@ -85,7 +85,11 @@ bool log_allowed(const rd_kafka_t* rk, const char* fac, std::uint64_t& suppresse
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   // librdkafka logs a refused connection at level 3 although it retries by itself; the
   // error callback reports what an operator must act on, so its logs stay warnings.
-  const auto lvl = level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+  auto lvl = level <= 4 ? spdlog::level::warn : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+  // The relay sets enable.gapless.guarantee on purpose (outbox/relay.hpp); librdkafka warns
+  // that the property is experimental each time a client is built.
+  if (std::string_view(fac) == "CONFWARN" && std::string_view(buf).find("enable.gapless.guarantee is experimental") != std::string_view::npos)
+    lvl = spdlog::level::debug;
   if (lvl != spdlog::level::debug) {
     std::uint64_t suppressed = 0;
     const bool allowed = log_allowed(rk, fac, suppressed);

@@ -56,6 +56,7 @@ Properties producer_properties(const config::Settings& s, const std::string& boo
                         // key lands on the same partition whoever produces it.
                         {"partitioner", "murmur2_random"},
                     });
+  if (o.gapless) p.emplace_back("enable.gapless.guarantee", "true");
   p.insert(p.end(), o.extra.begin(), o.extra.end());
   return p;
 }

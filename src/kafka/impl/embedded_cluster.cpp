@@ -77,4 +77,19 @@ void set_broker_rtt(std::int32_t broker_id, std::chrono::milliseconds rtt) {
   rd_kafka_mock_broker_set_rtt(c.mock, broker_id, static_cast<int>(rtt.count()));
 }
 
+void push_broker_request_faults(std::int32_t broker_id, int api_key, const std::vector<RequestFault>& faults) {
+  std::lock_guard lock(g_mutex);
+  auto& c = cluster_locked(1);
+  for (const auto& f : faults)
+    rd_kafka_mock_broker_push_request_error_rtts(c.mock, broker_id, static_cast<int16_t>(api_key), 1, static_cast<rd_kafka_resp_err_t>(f.error),
+                                                 static_cast<int>(f.rtt.count()));
+}
+
+void set_partition_leader(const std::string& topic, std::int32_t partition, std::int32_t broker_id) {
+  std::lock_guard lock(g_mutex);
+  auto& c = cluster_locked(1);
+  auto err = rd_kafka_mock_partition_set_leader(c.mock, topic.c_str(), partition, broker_id);
+  if (err) throw KafkaException(Error(err, "embedded cluster: cannot move the leader of " + topic));
+}
+
 }  // namespace taskstream::kafka::embedded
