@@ -51,6 +51,11 @@ inline constexpr const char* kOperatorRole = "operator";
 /// The roles a token for `user` carries (docs/operations.md, "Operators").
 std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user);
 
+/// A database outage (down, full, read-only) as the answer a client can act on: 503 or 507
+/// problem+json with Retry-After (docs/reliability.md, "Database faults"); nullopt for any
+/// other exception (a 500).
+std::optional<http::Response> storage_outage_response(const std::exception& e);
+
 /// Adds every route of section 4 this build serves, and the authenticator.
 void register_routes(http::Router& router, ApiContext& ctx);
 /// The operators' JSON API under /admin (every route needs the operator role).

@@ -167,7 +167,30 @@ nlohmann::json notification_to_json(const storage::Notification& n) {
           {"event_id", n.event_id}, {"read", n.read_at.has_value()}, {"read_at", opt(n.read_at)}, {"created_at", n.created_at}};
 }
 
+std::optional<Response> storage_outage_response(const std::exception& e) {
+  const auto* se = dynamic_cast<const storage::StorageError*>(&e);
+  if (!se || !se->is_outage()) return std::nullopt;
+  // docs/reliability.md, "Database faults": the client may retry; nothing it sent is lost
+  // on our side (a write whose commit got no answer may have been saved: the task's
+  // version says which).
+  Response r;
+  switch (se->condition()) {
+    case storage::StorageCondition::disk_full:
+      r = Response::problem(507, "the database's disk is full: the change was not saved; retry once space is freed");
+      break;
+    case storage::StorageCondition::read_only:
+      r = Response::problem(503, "the database is read-only at the moment: the change was not saved; retry later");
+      break;
+    default:
+      r = Response::problem(503, "the database is unavailable at the moment; retry later (a change sent just now may or may not have been saved: read it back)");
+      break;
+  }
+  r.headers.emplace_back("Retry-After", "5");
+  return r;
+}
+
 void register_routes(http::Router& router, ApiContext& ctx) {
+  router.set_error_translator(storage_outage_response);
   router.set_authenticator([&ctx](const Request& req) -> http::Principal {
     auto header = req.header("authorization");
     if (!header) throw HttpError(401, "not authenticated: send Authorization: Bearer <token>");

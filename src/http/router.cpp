@@ -143,8 +143,15 @@ boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* rou
   } catch (const std::exception& e) {
     // The detail stays generic: exception texts can carry SQL or paths clients must not see.
     util::LogScope scope({.request_id = req.request_id});
-    spdlog::error("{} {} failed: {}", req.method, route.pattern, e.what());
-    res = Response::problem(500, "internal server error");
+    std::optional<Response> translated;
+    if (translator_) translated = translator_(e);
+    if (translated) {
+      spdlog::warn("{} {} answered {}: {}", req.method, route.pattern, translated->status, e.what());
+      res = std::move(*translated);
+    } else {
+      spdlog::error("{} {} failed: {}", req.method, route.pattern, e.what());
+      res = Response::problem(500, "internal server error");
+    }
   } catch (...) {
     util::LogScope scope({.request_id = req.request_id});
     spdlog::error("{} {} failed with a non-standard exception", req.method, route.pattern);

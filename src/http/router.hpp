@@ -3,6 +3,7 @@
 // segments ("/tasks/{id}/complete"). Built once at start, then read-only (thread-safe).
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,10 +43,15 @@ class Router final {
   /// `{}` segment, or a method + pattern pair that is already registered.
   void add(Route route, Handler handler);
   void set_authenticator(Authenticator a) { authenticator_ = std::move(a); }
+  /// Gives an exception a handler let through its response (the API maps a database
+  /// outage to 503/507); nullopt leaves it a 500. Called on the handler's thread.
+  using ErrorTranslator = std::function<std::optional<Response>(const std::exception&)>;
+  void set_error_translator(ErrorTranslator t) { translator_ = std::move(t); }
 
   /// Finds the route (404 when no pattern matches, 405 with Allow when only the method is
   /// wrong), authenticates when the route needs it, fills req.params / req.user_id, calls
-  /// the handler. HttpError → problem response; any other exception → 500 (logged).
+  /// the handler. HttpError → problem response; another exception → the translator's
+  /// response, else 500 (logged).
   /// `route_label` receives the matched pattern (for metrics), or "unmatched".
   boost::asio::awaitable<Response> dispatch(Request& req, std::string* route_label = nullptr) const;
 
@@ -56,6 +62,7 @@ class Router final {
   std::vector<Handler> handlers_;
   std::vector<std::vector<std::string>> segments_;  ///< routes_[i].pattern split at "/", once in add()
   Authenticator authenticator_;
+  ErrorTranslator translator_;
 };
 
 }  // namespace taskstream::http

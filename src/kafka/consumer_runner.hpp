@@ -11,6 +11,10 @@
 // one by one to find the poison ones; those that still fail go to `<topic>.dlq` (with
 // BatchContext::dead_letter a handler sends one there directly). The runner then goes on.
 // A dead letter counts as handled only once the DLQ acknowledged it.
+// An outage (ConsumerOptions::is_outage: the database is down, full or read-only) is no
+// message's fault: the batch is tried again (backoff up to 1 s) until it succeeds, the
+// runner stops or its partitions are revoked, never isolated or dead-lettered, and its
+// partitions stay paused meanwhile: nothing is taken and no offset stored until it is back.
 //
 // Slow handlers: the handler runs on a worker thread; while it is busy the poll thread
 // pauses the assigned partitions and keeps polling, so the member stays in the group
@@ -127,6 +131,9 @@ struct ConsumerOptions {
   /// How often librdkafka reports its statistics, from which the lag of each assigned
   /// partition is read (0: no lag figures).
   std::chrono::milliseconds stats_interval{1'000};
+  /// True for a handler error that says a dependency is out (see the header comment);
+  /// null: none is.
+  std::function<bool(const std::exception&)> is_outage;
 };
 
 struct ConsumerStats {
@@ -136,6 +143,7 @@ struct ConsumerStats {
   std::uint64_t batches = 0;
   std::uint64_t rebalances = 0;
   std::uint64_t client_restarts = 0;  ///< clients replaced after rejoin_after out of the group
+  std::uint64_t outage_retries = 0;   ///< attempts that failed on an outage (batch held, not counted in retries)
 };
 
 /// One partition's figures, for /metrics.

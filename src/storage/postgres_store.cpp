@@ -178,8 +178,8 @@ constexpr std::string_view kAuditColumns =
 /// A StorageError that knows whether the connection died (the pool must drop it then).
 class PgError final : public StorageError {
  public:
-  PgError(const std::string& what, bool retriable, bool connection_lost)
-      : StorageError(what, retriable), connection_lost_(connection_lost) {}
+  PgError(const std::string& what, bool retriable, bool connection_lost, StorageCondition condition = StorageCondition::error)
+      : StorageError(what, retriable, connection_lost ? StorageCondition::unavailable : condition), connection_lost_(connection_lost) {}
   bool connection_lost() const noexcept { return connection_lost_; }
 
  private:
@@ -195,6 +195,14 @@ bool retriable_state(std::string_view state) {
          state == "55P03" ||         // lock_not_available
          state == "53300" ||         // too_many_connections
          state == "57P01" || state == "57P02" || state == "57P03";  // admin/crash shutdown, cannot connect now
+}
+
+StorageCondition condition_of(std::string_view state) {
+  if (state.starts_with("08") || state == "53300" || state == "57P01" || state == "57P02" || state == "57P03")
+    return StorageCondition::unavailable;
+  if (state == "53100") return StorageCondition::disk_full;
+  if (state == "25006") return StorageCondition::read_only;
+  return StorageCondition::error;
 }
 
 std::string one_line(std::string message) {
@@ -282,13 +290,13 @@ class Connection final {
     const char* keys[] = {"connect_timeout", "fallback_application_name", "client_encoding", "dbname", nullptr};
     const char* values[] = {"10", "taskstream", "UTF8", url.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
-    if (!conn_) throw StorageError("postgres: out of memory creating a connection", true);
+    if (!conn_) throw StorageError("postgres: out of memory creating a connection", true, StorageCondition::unavailable);
     if (PQstatus(conn_) != CONNECTION_OK) {
       const auto message = one_line(PQerrorMessage(conn_));
       PQfinish(conn_);
       // Retriable: the server may just be starting or restarting; a wrong password or
       // database name shows in the message and keeps failing the same way.
-      throw StorageError("postgres: cannot connect: " + message, true);
+      throw StorageError("postgres: cannot connect: " + message, true, StorageCondition::unavailable);
     }
     // libpq prints server notices (e.g. "drop cascades to ...") on stderr by default,
     // bypassing the service's log format.
@@ -330,7 +338,7 @@ class Connection final {
     const std::string message = one_line(raw ? PQresultErrorMessage(raw) : PQerrorMessage(conn_));
     throw PgError(fmt::format("postgres: {}{} (in: {})", lost_now ? "connection lost: " : "",
                               message.empty() ? PQresStatus(status) : message, sql.substr(0, 60)),
-                  lost_now || (state && retriable_state(state)), lost_now);
+                  lost_now || (state && retriable_state(state)), lost_now, state ? condition_of(state) : StorageCondition::unavailable);
   }
 
   PGconn* conn_ = nullptr;

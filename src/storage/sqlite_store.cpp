@@ -181,9 +181,21 @@ constexpr std::string_view kAuditColumns =
 
 bool retriable_code(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
+StorageCondition condition_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return StorageCondition::disk_full;
+    case SQLITE_READONLY: return StorageCondition::read_only;
+    case SQLITE_IOERR:  // the file system failed a read or write (ENOSPC on the WAL shows here too)
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return StorageCondition::unavailable;
+    default: return StorageCondition::error;
+  }
+}
+
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
   throw StorageError(fmt::format("sqlite: {}: {} (code {})", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc),
-                     retriable_code(rc));
+                     retriable_code(rc), condition_of(rc));
 }
 
 /// One open database handle; closed on destruction.
@@ -276,7 +288,7 @@ class Connection final {
       const std::string message = error ? error : sqlite3_errstr(rc);
       sqlite3_free(error);
       throw StorageError(fmt::format("sqlite: {} (code {}) in: {}", message, rc, sql.substr(0, 60)),
-                         retriable_code(rc));
+                         retriable_code(rc), condition_of(rc));
     }
   }
 

@@ -25,13 +25,29 @@
 
 namespace taskstream::storage {
 
+/// What an operator (and a client) should make of a storage failure
+/// (docs/reliability.md, "Database faults").
+enum class StorageCondition {
+  error,        ///< a failed statement: a bug or bad data, not the database's state
+  unavailable,  ///< the server is down or unreachable, the connection died, or every connection stayed busy
+  disk_full,    ///< no space left for the database (SQLITE_FULL, SQLSTATE 53100)
+  read_only,    ///< the database cannot be written (a read-only file or file system, SQLSTATE 25006)
+};
+
 class StorageError : public std::runtime_error {
  public:
-  StorageError(const std::string& what, bool retriable) : std::runtime_error(what), retriable_(retriable) {}
+  StorageError(const std::string& what, bool retriable, StorageCondition condition = StorageCondition::error)
+      : std::runtime_error(what), retriable_(retriable), condition_(condition) {}
   bool is_retriable() const noexcept { return retriable_; }
+  StorageCondition condition() const noexcept { return condition_; }
+  /// The database cannot take work now (down, full, read-only): no request or message is
+  /// at fault, and the same work succeeds once it is back. Requests get 503/507; consumers
+  /// hold their batch (never dead-letter it) until it is back.
+  bool is_outage() const noexcept { return condition_ != StorageCondition::error; }
 
  private:
   bool retriable_;
+  StorageCondition condition_;
 };
 
 struct User {

@@ -33,6 +33,11 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
   for (const auto& name : names) {
     kafka::ConsumerOptions o;
     o.client_id = "taskstream-" + name;
+    // The database down, full or read-only: hold the batch until it is back (never the DLQ).
+    o.is_outage = [](const std::exception& e) {
+      const auto* se = dynamic_cast<const storage::StorageError*>(&e);
+      return se && se->is_outage();
+    };
     if (name == "audit") {
       o.group_id = settings.kafka_consumer_group_audit;
       o.topics = {settings.kafka_topic_task_events};

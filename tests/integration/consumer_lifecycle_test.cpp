@@ -14,6 +14,7 @@
 #include "kafka/consumer_runner.hpp"
 #include "kafka/embedded_cluster.hpp"
 #include "kafka/producer.hpp"
+#include "storage/store.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -185,6 +186,50 @@ TEST(ConsumerLifecycle, StopIsBoundedWhileRetryingAndTheUnfinishedBatchComesBack
   ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 3; }));
   next.stop();
   EXPECT_EQ(tally.seen, (std::multiset<std::string>{"0", "1", "2"}));
+}
+
+// An outage (the handler's database down: ConsumerOptions::is_outage) far longer than
+// max_attempts would allow: the batch is held and tried again until the database is back,
+// never dead-lettered, and nothing after it is taken meanwhile; each message then once.
+TEST(ConsumerLifecycle, AnOutageHoldsTheBatchUntilTheDatabaseIsBackAndDeadLettersNothing) {
+  auto s = itest::kafka_settings();
+  const auto topic = itest::unique_name("outage");
+  itest::create_topic_with_dlq(s, topic, 1);
+  produce_numbered(s, topic, 20, 1);
+
+  std::atomic<bool> database_up{false};
+  std::atomic<int> attempts_while_down{0};
+  Tally tally;
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("outage-group");
+  o.topics = {topic};
+  o.max_attempts = 2;  // an ordinary error would reach the DLQ after two attempts
+  o.backoff_initial = 10ms;
+  o.is_outage = [](const std::exception& e) {
+    const auto* se = dynamic_cast<const storage::StorageError*>(&e);
+    return se && se->is_outage();
+  };
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) {
+    if (!database_up) {
+      attempts_while_down++;
+      throw storage::StorageError("postgres: cannot connect: connection refused", true, storage::StorageCondition::unavailable);
+    }
+    tally.add(batch);
+  });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return attempts_while_down.load() >= 6; }, 30s)) << "the outage was not tried again";
+  EXPECT_EQ(tally.size(), 0u);
+  EXPECT_EQ(runner.stats().dead_lettered, 0u);
+  EXPECT_EQ(runner.stats().retries, 0u) << "outage attempts must not use up the retries of a poison message";
+  database_up = true;
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 20; }, 30s));
+  runner.stop();
+  const auto st = runner.stats();
+  EXPECT_GE(st.outage_retries, 6u);
+  EXPECT_EQ(st.dead_lettered, 0u);
+  std::set<std::string> distinct(tally.seen.begin(), tally.seen.end());
+  EXPECT_EQ(distinct.size(), 20u);
+  EXPECT_EQ(tally.seen.size(), 20u);
 }
 
 // A member out of the group longer than rejoin_after replaces its librdkafka client (the

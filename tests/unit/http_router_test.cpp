@@ -4,6 +4,8 @@
 
 #include "http/message.hpp"
 #include "http/router.hpp"
+#include "api/api.hpp"
+#include "storage/store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -221,6 +223,57 @@ TEST(HttpRouter, OtherExceptionBecomesGeneric500) {
   EXPECT_EQ(body(res)["detail"], "internal server error");
   EXPECT_EQ(res.body.find("SELECT"), std::string::npos);
   EXPECT_EQ(label, "/boom");
+}
+
+namespace {
+std::string header_of(const Response& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return {};
+}
+Handler throwing(std::exception_ptr e) {
+  return [e](Request&) -> asio::awaitable<Response> {
+    std::rethrow_exception(e);
+    co_return Response::no_content();
+  };
+}
+}  // namespace
+
+// A database outage is the client's to retry, not a server bug: 503 (down, read-only) or
+// 507 (disk full), problem+json, Retry-After, and no SQL or path in the detail.
+TEST(HttpRouter, DatabaseOutagesAre503Or507WithRetryAfterAndOtherErrorsStay500) {
+  using taskstream::storage::StorageCondition;
+  using taskstream::storage::StorageError;
+  Router router;
+  router.set_error_translator(taskstream::api::storage_outage_response);
+  struct Case {
+    const char* path;
+    std::exception_ptr error;
+    int status;
+  } cases[] = {
+      {"/down", std::make_exception_ptr(StorageError("postgres: cannot connect: /var/run/secret", true, StorageCondition::unavailable)), 503},
+      {"/full", std::make_exception_ptr(StorageError("sqlite: database or disk is full (code 13)", false, StorageCondition::disk_full)), 507},
+      {"/ro", std::make_exception_ptr(StorageError("sqlite: attempt to write a readonly database (code 8)", false, StorageCondition::read_only)), 503},
+      {"/bug", std::make_exception_ptr(StorageError("sqlite: no such column: x in: SELECT x", false)), 500},
+      {"/other", std::make_exception_ptr(std::runtime_error("boom")), 500},
+  };
+  for (const auto& c : cases) router.add(open_route("POST", c.path), throwing(c.error));
+  for (const auto& c : cases) {
+    auto req = make("POST", c.path);
+    auto res = dispatch(router, req);
+    EXPECT_EQ(res.status, c.status) << c.path;
+    EXPECT_EQ(res.content_type, "application/problem+json") << c.path;
+    const auto detail = body(res)["detail"].get<std::string>();
+    EXPECT_EQ(detail.find("sqlite"), std::string::npos) << detail;
+    EXPECT_EQ(detail.find("/var/run"), std::string::npos) << detail;
+    if (c.status == 500) {
+      EXPECT_EQ(header_of(res, "Retry-After"), "") << c.path;
+    } else {
+      EXPECT_EQ(header_of(res, "Retry-After"), "5") << c.path;
+      EXPECT_NE(detail.find(c.status == 507 ? "disk is full" : std::string(c.path) == "/ro" ? "read-only" : "unavailable"), std::string::npos)
+          << detail;
+    }
+  }
 }
 
 TEST(HttpRouter, AddRejectsBadPatterns) {

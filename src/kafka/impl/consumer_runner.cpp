@@ -117,7 +117,10 @@ struct ConsumerRunner::Impl {
   std::size_t carry_prepared_size = 0;
   std::any batch_prepared;     // opt.prepare of `batch`, for the worker
 
-  std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0}, client_restarts{0};
+  std::atomic<std::uint64_t> processed{0}, dead_lettered{0}, retries{0}, batches{0}, rebalances{0}, client_restarts{0}, outage_retries{0};
+  // The outage in progress (worker thread only): attempts so far and when it was last logged.
+  int outage_attempts = 0;
+  Clock::time_point outage_logged{};
 
   // Per-partition figures for /metrics: counters from the worker, lag from the stats
   // callback (poll thread).
@@ -491,6 +494,32 @@ struct ConsumerRunner::Impl {
     return !abort_retries.load();
   }
 
+  bool is_outage(const std::exception& e) const { return opt.is_outage && opt.is_outage(e); }
+
+  /// After an attempt failed on an outage: logs (at its start, then every 30 s), waits,
+  /// and says whether to try again (false: stop or revoke cut the wait short).
+  bool wait_out_outage(std::size_t messages, const std::exception& e) {
+    ++outage_retries;
+    const auto now = Clock::now();
+    if (outage_attempts++ == 0 || now - outage_logged >= std::chrono::seconds(30)) {
+      outage_logged = now;
+      spdlog::warn("consumer {}: holding a batch of {} (partitions paused, no offset stored) until a dependency is back: {}", opt.group_id,
+                   messages, e.what());
+    }
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const auto until = now + backoff_delay(std::min(outage_attempts + 1, 30), opt.backoff_initial,
+                                           std::min<std::chrono::milliseconds>(opt.backoff_max, std::chrono::seconds(1)), unit(rng));
+    while (Clock::now() < until) {
+      if (abort_retries.load()) return false;
+      std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(20), until - Clock::now()));
+    }
+    return !abort_retries.load();
+  }
+  void outage_over() {
+    if (outage_attempts > 0) spdlog::info("consumer {}: going on after {} attempt(s) held by an outage", opt.group_id, outage_attempts);
+    outage_attempts = 0;
+  }
+
   /// Handles a batch: true when every message was handled or dead-lettered, false when it
   /// was abandoned (stop or revoke during retries): then nothing of it is stored.
   bool process(std::vector<Message>& msgs) {
@@ -505,6 +534,7 @@ struct ConsumerRunner::Impl {
       ctx.set_attempt(attempt);
       try {
         handler(all, ctx);
+        outage_over();
         std::vector<Failure> failures;
         for (const auto& e : ctx.dead_letters())
           failures.push_back({e.index, info_for(msgs[e.index], e.reason, e.error_class, e.detail, attempt, events::now_rfc3339(),
@@ -526,6 +556,11 @@ struct ConsumerRunner::Impl {
         permanent = true;
         break;
       } catch (const std::exception& e) {
+        if (is_outage(e)) {  // no message's fault: the same attempt again once it is back
+          if (!wait_out_outage(msgs.size(), e)) return false;
+          --attempt;
+          continue;
+        }
         last_error = e.what();
         if (first_failure.empty()) first_failure = events::now_rfc3339();
         spdlog::warn("consumer {}: batch of {} failed (attempt {}/{}): {}", opt.group_id, msgs.size(), attempt, opt.max_attempts, e.what());
@@ -558,6 +593,7 @@ struct ConsumerRunner::Impl {
         ctx.set_attempt(attempt);
         try {
           handler(one, ctx);
+          outage_over();
           if (ctx.dead_letters().empty()) {
             ++handled;
             handled_flags[i] = true;
@@ -570,6 +606,11 @@ struct ConsumerRunner::Impl {
           failures.push_back({i, info_for(msgs[i], e.reason(), "permanent", e.what(), attempt, first_failure.empty() ? now : first_failure, now)});
           break;
         } catch (const std::exception& e) {
+          if (is_outage(e)) {
+            if (!wait_out_outage(1, e)) return false;
+            --attempt;
+            continue;
+          }
           if (first_failure.empty()) first_failure = events::now_rfc3339();
           if (attempt == opt.max_attempts) {
             failures.push_back({i, info_for(msgs[i], "handler_error", "retries_exhausted", e.what(), attempt, first_failure, events::now_rfc3339())});
@@ -724,7 +765,7 @@ std::size_t ConsumerRunner::assigned_partitions() const noexcept { return impl_-
 
 ConsumerStats ConsumerRunner::stats() const noexcept {
   return {impl_->processed.load(), impl_->dead_lettered.load(), impl_->retries.load(), impl_->batches.load(), impl_->rebalances.load(),
-          impl_->client_restarts.load()};
+          impl_->client_restarts.load(), impl_->outage_retries.load()};
 }
 
 std::vector<PartitionStats> ConsumerRunner::partition_stats() const {

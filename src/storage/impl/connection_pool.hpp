@@ -64,7 +64,7 @@ class ConnectionPool final {
     if (!cv_.wait_for(lock, wait_, [&] { return !idle_.empty() || open_ < max_open_; })) {
       throw StorageError("all " + std::to_string(max_open_) + " database connections stayed busy for " +
                              std::to_string(wait_.count()) + " ms",
-                         true);
+                         true, StorageCondition::unavailable);
     }
     if (!idle_.empty()) {
       auto conn = std::move(idle_.back());
