@@ -70,6 +70,10 @@ inline std::size_t count_in_file(const std::string& path, std::string_view needl
   return count_in(std::string(std::istreambuf_iterator<char>(f), {}), needle);
 }
 
+inline int postgres_script(const std::string& args) {
+  return std::system((repo_dir() + "/scripts/postgres " + args + " >/dev/null 2>&1").c_str());
+}
+
 inline int kafka_script(const std::string& args) {
   std::string cmd = repo_dir() + "/scripts/kafka " + args + " >/dev/null 2>&1";
   return std::system(cmd.c_str());
@@ -148,6 +152,11 @@ class Load {
     std::lock_guard lock(mutex_);
     return latencies_;
   }
+  /// How many answers had each HTTP status.
+  std::map<int, std::size_t> statuses() const {
+    std::lock_guard lock(mutex_);
+    return statuses_;
+  }
   std::size_t count(Outcome o) const {
     std::lock_guard lock(mutex_);
     return static_cast<std::size_t>(std::count_if(changes_.begin(), changes_.end(), [o](const Change& c) { return c.outcome == o; }));
@@ -186,10 +195,19 @@ class Load {
         } else {
           r = itest::http_request(port, "PATCH", "/tasks/" + st.task_id, json{{"description", "change " + std::to_string(k)}}.dump(), auth);
         }
+        {
+          std::lock_guard lock(mutex_);
+          statuses_[r.status]++;
+        }
         if (r.status / 100 == 2) {
           c.outcome = Outcome::acked;
           c.version = r.json()["version"];
           st = {c.task_id, c.version};
+        } else if (r.status == 503 || r.status == 507) {
+          // The database was out: a commit that got no answer may still have been saved,
+          // so the database decides, as for a request that got no answer at all.
+          c.outcome = Outcome::unknown;
+          st = {};
         } else {
           c.outcome = Outcome::refused;
           st = {};  // start a new task: the state of this one is not ours to guess
@@ -216,6 +234,7 @@ class Load {
   mutable std::mutex mutex_;
   std::vector<Change> changes_;
   std::vector<double> latencies_;
+  std::map<int, std::size_t> statuses_;
   std::vector<std::thread> threads_;
 };
 
