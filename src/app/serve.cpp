@@ -191,8 +191,11 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(relay.stats().published); });
   metrics.add_gauge("outbox_events_failed_total", "Event deliveries that failed and were retried.", "counter",
                     [&] { return static_cast<double>(relay.stats().failed); });
-  metrics.add_gauge("kafka_producer_restarts_total", "Times the relay replaced a producer client that stopped delivering.", "counter",
+  metrics.add_gauge("kafka_producer_restarts_total", "Times the relay replaced a producer client that stopped delivering or failed fatally.", "counter",
                     [&] { return static_cast<double>(relay.stats().producer_restarts); });
+  metrics.add_gauge("outbox_order_violations_total",
+                    "User streams delivered out of order in a batch (a row delivered after an earlier one of its user failed); always 0 by design.",
+                    "counter", [&] { return static_cast<double>(relay.stats().order_violations); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
   // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads

@@ -21,6 +21,9 @@
 #include <set>
 #include <thread>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "../integration/serve_process.hpp"
 #include "kafka/tail.hpp"
 #include "storage/store.hpp"
@@ -64,6 +67,27 @@ inline std::size_t count_in(std::string_view text, std::string_view needle) {
   for (auto pos = text.find(needle); pos != std::string_view::npos; pos = text.find(needle, pos + needle.size())) ++n;
   return n;
 }
+
+/// Keeps what this process logs (the default logger's lines, librdkafka's included) while it
+/// lives, so a test can assert its fault's evidence. Construct before the clients it watches.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(50'000)) { spdlog::default_logger()->sinks().push_back(sink_); }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::size_t count(std::string_view needle) const {
+    std::size_t n = 0;
+    for (const auto& line : sink_->last_formatted()) n += count_in(line, needle);
+    return n;
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+};
 
 inline std::size_t count_in_file(const std::string& path, std::string_view needle) {
   std::ifstream f(path);
@@ -382,7 +406,7 @@ inline Verdict verify(const itest::ServeProcess& s, const Load& load, Clock::tim
 
 inline void print(const char* scenario, const Verdict& v, const std::string& extra = {}) {
   std::printf(
-      "%s: changes acknowledged %zu, refused %zu, unanswered %zu; events task-events %zu, task-updates %zu; audit rows %zu; "
+      "%s: changes acknowledged %zu, refused %zu, unanswered or 503/507 %zu; events task-events %zu, task-updates %zu; audit rows %zu; "
       "lost %zu, duplicated %zu, phantom %zu, out of order %zu; redelivered (same event_id, absorbed) %zu; "
       "drained %.1f s after the last fault%s%s\n",
       scenario, v.acked, v.refused, v.unknown, v.events, v.updates, v.audit_rows, v.lost, v.duplicated, v.phantom, v.out_of_order,

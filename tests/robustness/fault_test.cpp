@@ -119,6 +119,7 @@ TEST(Faults, BrokerPausedDuringABurst) {
 // broker may write them when it wakes; the idempotent producer sends them again with the
 // same sequence numbers and the broker drops the copies: each event once, in order.
 TEST(Faults, PossiblyPersistedProducesAreNotDuplicated) {
+  LogCapture logs;  // librdkafka's account of its request timeouts: the fault's evidence
   itest::OutboxFixture o(itest::kafka_env(), "maybe", 4);
   kafka::ProducerOptions po = outbox::relay_producer_options();
   po.extra = {{"socket.timeout.ms", "1000"}};
@@ -130,6 +131,7 @@ TEST(Faults, PossiblyPersistedProducesAreNotDuplicated) {
   ASSERT_TRUE(itest::wait_until([&] { return o.store->outbox_stats().waiting == 0; }, 60s));
   const pid_t broker = broker_pid(1);
   ASSERT_GT(broker, 0);
+  const auto timeouts_before = logs.count("Timed out ProduceRequest in flight");
   ASSERT_EQ(kill(broker, SIGSTOP), 0);
   o.write(kPerUser / 2, kPerUser);
   std::this_thread::sleep_for(3s);
@@ -138,8 +140,14 @@ TEST(Faults, PossiblyPersistedProducesAreNotDuplicated) {
   ASSERT_TRUE(itest::wait_until([&] { return o.store->outbox_stats().waiting == 0; }, 120s)) << o.store->outbox_stats().waiting << " still waiting";
   const auto drain_ms = ms_since(resumed);
   relay.stop();
-  std::printf("possibly-persisted produces (broker frozen 3 s, socket.timeout.ms=1000): %d events per topic; relay deliveries failed and retried %llu; drained %.1f s after the resume\n",
-              kPerUser * 4, static_cast<unsigned long long>(relay.stats().failed), drain_ms / 1000);
+  const auto timeouts = logs.count("Timed out ProduceRequest in flight") - timeouts_before;
+  // The fault happened: produce requests were in flight when the broker froze and timed out
+  // on the client (so librdkafka sent them again), and not one delivery failed for it.
+  EXPECT_GT(timeouts, 0u) << "no produce request timed out in flight: the broker froze with nothing in flight";
+  EXPECT_EQ(relay.stats().failed, 0u);
+  std::printf("possibly-persisted produces (broker frozen 3 s, socket.timeout.ms=1000): %zu produce requests timed out in flight and were "
+              "sent again; %d events per topic; relay deliveries failed %llu; drained %.1f s after the resume\n",
+              timeouts, kPerUser * 4, static_cast<unsigned long long>(relay.stats().failed), drain_ms / 1000);
   o.expect_each_event_once_in_order(kPerUser);
 }
 
