@@ -33,6 +33,13 @@ void expect_outage_answer(const itest::HttpResult& r, int status, std::string_vi
   if (r.status == status) EXPECT_NE(r.json().value("detail", "").find(detail_has), std::string::npos) << r.body;
 }
 
+/// The load met the outage (some answers were `status`) and never got a 500.
+void expect_load_met(const Load& load, int status) {
+  const auto statuses = load.statuses();
+  EXPECT_GT(statuses.count(status) ? statuses.at(status) : 0, 0u) << "the load never met the fault: " << figures(load);
+  EXPECT_EQ(statuses.count(500), 0u) << figures(load);
+}
+
 /// A tmpfs of `size` mounted at a fresh directory, unmounted (lazily) on destruction.
 struct SmallFilesystem {
   std::filesystem::path dir;
@@ -94,9 +101,7 @@ TEST(DatabaseFaults, PostgresRestartedDuringLoadAnswers503AndLosesNothing) {
   std::this_thread::sleep_for(3s);
   load.stop();
 
-  const auto statuses = load.statuses();
-  EXPECT_GT(statuses.count(503) ? statuses.at(503) : 0, 0u) << "no request met the outage: " << figures(load);
-  EXPECT_EQ(statuses.count(500), 0u) << figures(load);
+  expect_load_met(load, 503);
   // No request waits longer than the pool's wait for a connection plus libpq's connect timeout.
   EXPECT_LT(percentile(load.latencies_ms(), 1.0), 15'000.0) << figures(load);
   auto v = verify(serve, load, faults_over, itest::kafka_settings());
@@ -145,9 +150,7 @@ TEST(DatabaseFaults, SqliteDiskFullAnswers507KeepsTheFileIntactAndWritesAgainOnc
   std::this_thread::sleep_for(3s);
   load.stop();
 
-  const auto statuses = load.statuses();
-  EXPECT_GT(statuses.count(507) ? statuses.at(507) : 0, 0u) << "the load never met the full disk: " << figures(load);
-  EXPECT_EQ(statuses.count(500), 0u) << figures(load);
+  expect_load_met(load, 507);
   auto v = verify(serve, load, faults_over, itest::kafka_settings());
   EXPECT_EQ(serve.stop(), 0);
   const auto integrity = sqlite_integrity(db_path);
