@@ -3,6 +3,7 @@
 // bounded while a batch is stuck in retries (the batch is not committed, so it comes back).
 
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
 
 #include <any>
 #include <atomic>
@@ -336,4 +337,65 @@ TEST(ConsumerLifecycle, EmbeddedCommitRefusedWhileRebalancingIsRetriedAndTheNext
   std::this_thread::sleep_for(1s);
   runner.stop();
   EXPECT_EQ(next.seen.size(), 10u) << "the next member read again what was handled and committed before";
+}
+
+// Reading a group's committed offsets (the console's and /metrics' lag) while its
+// coordinator moves: the broker answers OffsetFetch with NOT_COORDINATOR. librdkafka 2.12
+// then asks the admin client's own consumer group to find the coordinator again; an admin
+// client has none, and the process died with SIGSEGV (librdkafka issue #5040; seen when one
+// broker of three was killed). scripts/librdkafka-patches/0001 guards it: the read answers
+// the error and the next read has the offsets. The embedded cluster has no DescribeGroups,
+// so the librdkafka call Admin::consumer_groups makes is made here directly.
+TEST(ConsumerLifecycle, EmbeddedLagReadWhileTheCoordinatorMovesIsAnErrorNotACrash) {
+  auto s = config::Settings::load({{"KAFKA_BOOTSTRAP_SERVERS", "embedded"}, {"LOG_LEVEL", "warn"}});
+  const auto topic = itest::unique_name("coordmove");
+  itest::create_topic_with_dlq(s, topic, 2);
+  produce_numbered(s, topic, 20, 5);
+  kafka::ConsumerOptions o;
+  o.group_id = itest::unique_name("coordmove-group");
+  o.topics = {topic};
+  Tally tally;
+  kafka::ConsumerRunner runner(s, o, [&](std::span<const kafka::Message> batch, kafka::BatchContext&) { tally.add(batch); });
+  runner.start();
+  ASSERT_TRUE(itest::wait_until([&] { return tally.size() >= 20; }));
+
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", kafka::embedded::bootstrap().c_str(), err, sizeof err), RD_KAFKA_CONF_OK);
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err), rd_kafka_destroy);
+  ASSERT_TRUE(rk) << err;
+  // The group's committed offsets summed over its partitions, or the error of the read.
+  auto read = [&]() -> std::pair<std::int64_t, std::string> {
+    std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> q(rd_kafka_queue_new(rk.get()), rd_kafka_queue_destroy);
+    // Named partitions: the embedded cluster does not answer "all of the group's".
+    std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> parts(
+        rd_kafka_topic_partition_list_new(2), rd_kafka_topic_partition_list_destroy);
+    for (int p = 0; p < 2; ++p) rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), p);
+    auto* req = rd_kafka_ListConsumerGroupOffsets_new(o.group_id.c_str(), parts.get());
+    rd_kafka_ListConsumerGroupOffsets(rk.get(), &req, 1, nullptr, q.get());
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    std::unique_ptr<rd_kafka_event_t, void (*)(rd_kafka_event_t*)> ev(rd_kafka_queue_poll(q.get(), 10000), rd_kafka_event_destroy);
+    if (!ev) return {-1, "no answer within 10 s"};
+    if (rd_kafka_event_error(ev.get())) return {-1, rd_kafka_event_error_string(ev.get())};
+    size_t cnt = 0;
+    const auto** groups = rd_kafka_ListConsumerGroupOffsets_result_groups(rd_kafka_event_ListConsumerGroupOffsets_result(ev.get()), &cnt);
+    std::int64_t sum = 0;
+    for (size_t i = 0; i < cnt; ++i) {
+      if (const auto* e = rd_kafka_group_result_error(groups[i])) return {-1, rd_kafka_error_string(e)};
+      const auto* parts = rd_kafka_group_result_partitions(groups[i]);
+      for (int k = 0; parts && k < parts->cnt; ++k) sum += std::max<std::int64_t>(0, parts->elems[k].offset);
+    }
+    return {sum, ""};
+  };
+  std::pair<std::int64_t, std::string> last;
+  ASSERT_TRUE(itest::wait_until([&] { return (last = read()).first == 20; }, 30s))
+      << "the 20 were never committed: " << last.first << " " << last.second;
+
+  constexpr int kOffsetFetchApi = 9, kNotCoordinator = 16;
+  kafka::embedded::push_request_errors(kOffsetFetchApi, kNotCoordinator, 1);
+  const auto [during, error] = read();
+  EXPECT_EQ(during, -1);
+  EXPECT_NE(error.find("oordinator"), std::string::npos) << "the NOT_COORDINATOR answer was not seen (the fault did not happen): " << error;
+  EXPECT_EQ(read().first, 20) << "the next read has the offsets";
+  runner.stop();
 }

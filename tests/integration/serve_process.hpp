@@ -156,6 +156,12 @@ class ServeProcess final {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     pid_ = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    // Not a clean exit: say how it ended and show the end of its log in the test's output.
+    const auto tail = log();
+    std::fprintf(stderr, "serve ended after SIGTERM with %s %d; log (tail):\n%s\n", WIFEXITED(status) ? "exit status" : "signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                 tail.substr(tail.size() > 20000 ? tail.size() - 20000 : 0).c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
   void kill_hard() {
