@@ -172,6 +172,14 @@ class ServeProcess final {
     }
   }
 
+  /// Whether the process ended by itself (a crash) while it was meant to run: false when
+  /// it runs, and when the test stopped or killed it. It is not reaped here: stop() and
+  /// wait_exit() still see how it ended.
+  bool ended_by_itself() const {
+    if (pid_ <= 0) return false;
+    siginfo_t info{};
+    return waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
+  }
   /// Waits for the process to end by itself: the signal that ended it, 0 for an exit, or -1
   /// when it is still running after `deadline`.
   int wait_exit(std::chrono::seconds deadline) {

@@ -308,12 +308,18 @@ inline Verdict verify(const itest::ServeProcess& s, const Load& load, Clock::tim
                       const config::Settings& kafka, std::chrono::seconds drain_timeout = 300s) {
   Verdict v;
   auto store = storage::open_store(config::Settings::load({{"DATABASE_URL", s.database_url()}}).database);
-  if (!itest::wait_until([&] { return store->outbox_stats().waiting == 0; }, drain_timeout)) {
-    // Keep the evidence: the serve's own account of why its relay stopped (last 30 KB).
+  const bool drained = itest::wait_until([&] { return s.ended_by_itself() || store->outbox_stats().waiting == 0; }, drain_timeout);
+  const auto log_tail = [&] {
     const auto log = s.log();
-    ADD_FAILURE() << "outbox never drained (" << store->outbox_stats().waiting << " rows waiting)\n--- serve log (tail) ---\n"
-                  << (log.size() > 30000 ? log.substr(log.size() - 30000) : log);
+    return "\n--- serve log (tail) ---\n" + (log.size() > 30000 ? log.substr(log.size() - 30000) : log);
+  };
+  if (s.ended_by_itself()) {
+    // A crash: nothing more drains; say so now instead of waiting out every timeout.
+    ADD_FAILURE() << "serve is no longer running (stop() reports how it ended)" << log_tail();
+    return v;
   }
+  // Keep the evidence: the serve's own account of why its relay stopped (last 30 KB).
+  if (!drained) ADD_FAILURE() << "outbox never drained (" << store->outbox_stats().waiting << " rows waiting)" << log_tail();
   v.drain_ms = ms_since(faults_over);
 
   const auto changes = load.changes();
