@@ -5,6 +5,7 @@
 // is an undetermined outcome: the database decides whether that change exists).
 
 #include <sys/mount.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 
@@ -53,6 +54,56 @@ struct SmallFilesystem {
     std::filesystem::remove_all(dir, ec);
   }
   bool mounted = false;
+};
+
+/// A 32 MB ext4 file system on a loop device, mounted with errors=remount-ro at a fresh
+/// directory: fail() makes the kernel record a file-system error (ext4's trigger_fs_error),
+/// which turns the mount read-only at once, open files or not, as a disk error does in
+/// production. repair() unmounts, runs e2fsck and mounts it read-write again.
+struct LoopExt4 {
+  std::filesystem::path dir, image;
+  bool mounted = false;
+  LoopExt4() : dir(std::filesystem::temp_directory_path() / itest::unique_name("ext4")), image(dir.string() + ".img") {
+    std::filesystem::create_directories(dir);
+    mounted = sh("truncate -s 32M " + image.string() + " && mkfs.ext4 -q -F " + image.string()) == 0 && mount() == 0;
+  }
+  ~LoopExt4() {
+    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::remove(image, ec);
+  }
+  static int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+  int mount() const { return sh("mount -o loop,errors=remount-ro " + image.string() + " " + dir.string()); }
+  std::string options() const {
+    std::string out;
+    if (FILE* p = popen(("findmnt -n -o OPTIONS " + dir.string()).c_str(), "r")) {
+      char buf[512];
+      while (fgets(buf, sizeof buf, p)) out += buf;
+      pclose(p);
+    }
+    return out;
+  }
+  bool read_only() const { return options().rfind("ro", 0) == 0 || options().find(",ro") != std::string::npos || options().find("emergency_ro") != std::string::npos; }
+  bool fail() const {
+    std::string source;
+    if (FILE* p = popen(("findmnt -n -o SOURCE " + dir.string()).c_str(), "r")) {
+      char buf[256];
+      if (fgets(buf, sizeof buf, p)) source = buf;
+      pclose(p);
+    }
+    while (!source.empty() && source.back() == '\n') source.pop_back();
+    const auto knob = "/sys/fs/ext4/" + std::filesystem::path(source).filename().string() + "/trigger_fs_error";
+    std::ofstream f(knob);
+    f << "1" << std::endl;
+    return f.good();
+  }
+  bool repair() {
+    mounted = !(::umount(dir.c_str()) == 0);
+    // e2fsck: 0 clean, 1 errors corrected; anything else is a failure.
+    const int fsck = sh("e2fsck -fy " + image.string());
+    return !mounted && (fsck == 0 || WEXITSTATUS(fsck) <= 1) && (mounted = mount() == 0);
+  }
 };
 
 std::string sqlite_integrity(const std::string& path) {
@@ -159,6 +210,59 @@ TEST(DatabaseFaults, SqliteDiskFullAnswers507KeepsTheFileIntactAndWritesAgainOnc
   std::snprintf(extra, sizeof extra, "first 507 %.1f s after the disk filled; integrity_check %s; %s", full_for_ms / 1000, integrity.c_str(),
                 figures(load).c_str());
   print("SQLite disk full, then space freed", v, extra);
+  EXPECT_TRUE(v.clean());
+  EXPECT_GE(v.events, v.acked);
+  EXPECT_EQ(v.audit_rows, v.events);
+}
+
+// The SQLite file's file system turns read-only under load (an ext4 error with
+// errors=remount-ro, as a failing disk does). Writes answer 503 problem+json with
+// Retry-After, reads go on, nothing is a 500; after the operator's repair (stop, fsck,
+// mount read-write, start) every change acknowledged before has its events and audit row.
+TEST(DatabaseFaults, SqliteFileSystemTurnsReadOnlyAnswers503ReadsGoOnAndNothingAcknowledgedIsLost) {
+  LoopExt4 fs;
+  ASSERT_TRUE(fs.mounted) << "cannot make and mount a loop ext4 file system (the fault tests run as root)";
+  const auto db_path = (fs.dir / "taskstream.db").string();
+  itest::ServeProcess serve({{"DATABASE_URL", "sqlite:///" + db_path}});
+  auto users = make_users(serve, 6);
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + users.front().token}};
+  Load load({serve.port()}, users, 60, 1'000'000);
+  std::this_thread::sleep_for(3s);
+
+  ASSERT_TRUE(fs.fail()) << "cannot write ext4's trigger_fs_error";
+  ASSERT_TRUE(itest::wait_until([&] { return fs.read_only(); }, 10s)) << "the mount did not turn read-only: " << fs.options();
+  const auto ro_at = Clock::now();
+  itest::HttpResult during;
+  const bool refused = itest::wait_until(
+      [&] {
+        during = itest::http_request(serve.port(), "POST", "/tasks", json{{"title", "on a read-only disk"}}.dump(), auth);
+        return during.status == 503;
+      },
+      30s);
+  const auto refused_after_ms = ms_since(ro_at);
+  ASSERT_TRUE(refused) << "no write was refused with the file system read-only; last answer " << during.status << " " << during.body;
+  expect_outage_answer(during, 503, "");
+  const auto read = itest::http_request(serve.port(), "GET", "/tasks?limit=5", {}, auth);
+  EXPECT_EQ(read.status, 200) << "reads stopped with the file system read-only: " << read.body;
+  std::this_thread::sleep_for(3s);  // the load meets it too
+  load.stop();
+  expect_load_met(load, 503);
+
+  // The operator's repair, then the same service again on the same file and topics.
+  EXPECT_EQ(serve.stop(), 0);
+  ASSERT_TRUE(fs.repair()) << "e2fsck or the read-write mount failed";
+  serve.restart();
+  const auto faults_over = Clock::now();
+  const auto [fresh_user, fresh_token] = serve.new_user("repaired");  // not one of the load's users, whose sets are compared
+  EXPECT_EQ(serve.call("POST", "/tasks", json{{"title", "repaired"}}.dump(), fresh_token).status, 201) << "writes after the repair";
+  auto v = verify(serve, load, faults_over, itest::kafka_settings());
+  EXPECT_EQ(serve.stop(), 0);
+  const auto integrity = sqlite_integrity(db_path);
+  EXPECT_EQ(integrity, "ok");
+  char extra[400];
+  std::snprintf(extra, sizeof extra, "first 503 %.1f s after the mount turned read-only; a read meanwhile %d; integrity_check %s; %s",
+                refused_after_ms / 1000, read.status, integrity.c_str(), figures(load).c_str());
+  print("SQLite file system turned read-only (ext4 error), repaired", v, extra);
   EXPECT_TRUE(v.clean());
   EXPECT_GE(v.events, v.acked);
   EXPECT_EQ(v.audit_rows, v.events);
