@@ -25,6 +25,12 @@ void start_broker(const std::string& args = "start") {
 
 config::Settings kafka_at(const std::string& bootstrap) { return itest::kafka_settings({{"KAFKA_BOOTSTRAP_SERVERS", bootstrap}}); }
 
+/// Seconds since the epoch of an RFC 3339 time.
+std::optional<double> epoch_seconds(std::string_view text) {
+  const auto ms = events::to_unix_millis(text);
+  return ms ? std::optional<double>(static_cast<double>(*ms) / 1000) : std::nullopt;
+}
+
 std::string latency_figures(const Load& load) {
   auto l = load.latencies_ms();
   char buf[160];
@@ -346,6 +352,7 @@ TEST(Faults, SmtpThatAcceptsThenStalls) {
   ASSERT_EQ(ws.status(), 101);
   kafka::Producer producer(itest::kafka_settings());
   const auto t0 = Clock::now();
+  const double published_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::string subject = itest::unique_name("stalled");
   json email{{"event_id", events::new_event_id()}, {"user_id", user}, {"task_id", nullptr}, {"type", "deadline_reminder"},
              {"title", subject}, {"message", "Body"}, {"channels", {"in_app", "email"}}, {"email", "stall@example.com"}};
@@ -390,13 +397,42 @@ TEST(Faults, SmtpThatAcceptsThenStalls) {
       150s))
       << status;
   const double failed_ms = ms_since(t0);
+  // The fault's own evidence, read back from the DLQ: the dead letter of this request says
+  // both attempts timed out, and its failure times put each attempt at the SMTP bounds
+  // (connect + greeting 5 s, whole attempt 20 s; EMAIL_RETRY_* 1-2 s between them).
+  std::optional<json> dead;
+  std::map<std::string, std::string> dlq_headers;
+  std::atomic<bool> stop_tail{false};
+  kafka::tail(itest::kafka_settings(), serve.topic("notification.request") + ".dlq",
+              {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = 5s},
+              [&](const kafka::Message& m) {
+                auto j = json::parse(m.payload(), nullptr, false);
+                if (j.is_discarded() || j.value("event_id", "") != email["event_id"]) return true;
+                dead = j;
+                for (const auto& [k, v] : m.headers()) dlq_headers[std::string(k)] = std::string(v);
+                return false;
+              },
+              stop_tail);
+  ASSERT_TRUE(dead.has_value()) << "the failed email's request is not in " << serve.topic("notification.request") << ".dlq";
+  EXPECT_EQ((*dead)["title"], subject);
+  EXPECT_EQ(dlq_headers["dlq.reason"], "email_failed");
+  EXPECT_EQ(dlq_headers["dlq.attempts"], "2");
+  EXPECT_NE(dlq_headers["dlq.detail"].find("imeout"), std::string::npos) << "the attempts did not time out: " << dlq_headers["dlq.detail"];
+  const auto first = epoch_seconds(dlq_headers["dlq.first_failure"]), last = epoch_seconds(dlq_headers["dlq.last_failure"]);
+  ASSERT_TRUE(first && last) << dlq_headers["dlq.first_failure"] << " " << dlq_headers["dlq.last_failure"];
+  const double attempt1_s = *first - published_at, attempt2_s = *last - *first;
+  EXPECT_GE(attempt1_s, 4.0) << "the first attempt did not hang: the server did not stall";
+  EXPECT_LE(attempt1_s, 22.0) << "the first attempt outlived its 20 s bound";
+  EXPECT_GE(attempt2_s, 4.0 + 1.0) << "the second attempt (after a 1-2 s wait) did not hang";
+  EXPECT_LE(attempt2_s, 20.0 + 2.0 + 2.0) << "the second attempt outlived its 20 s bound";
   const auto log = serve.log();
   std::size_t revokes = 0;
   for (auto pos = log.find("notification: revoking"); pos != std::string::npos; pos = log.find("notification: revoking", pos + 1)) ++revokes;
   EXPECT_EQ(revokes, 0u) << "the notification consumer left its group";
   std::printf("smtp stalls: audit, 6 in-app notifications and the live update through in %.1f s; email failed after 2 bounded "
-              "attempts at %.1f s and went to the DLQ; notification group revokes %zu\n",
-              others_ms / 1000, failed_ms / 1000, revokes);
+              "attempts at %.1f s (first attempt %.1f s, wait + second attempt %.1f s, both timed out) and was read back from the "
+              "DLQ; notification group revokes %zu\n",
+              others_ms / 1000, failed_ms / 1000, attempt1_s, attempt2_s, revokes);
   EXPECT_EQ(serve.stop(), 0);
   kill(smtp, SIGTERM);
   waitpid(smtp, nullptr, 0);

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <array>
 #include <map>
+#include <set>
 
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
@@ -44,6 +46,8 @@ std::pair<std::string, std::string> poison(const std::string& kind, const std::s
 struct Flood {
   std::string topic;
   std::map<std::string, int> expected_reasons;
+  /// The good task events: {user, task_id, event_id} (each its own task).
+  std::vector<std::array<std::string, 3>> good_tasks;
 };
 
 Flood flood(const config::Settings& s, kafka::Producer& producer, const std::string& topic, const std::string& topic_kind,
@@ -58,6 +62,7 @@ Flood flood(const config::Settings& s, kafka::Producer& producer, const std::str
       events::TaskEvent e{events::new_event_id(), "task_updated", "updated", events::now_rfc3339(), user, events::new_event_id(), i + 1,
                           json{{"n", i}}};
       payload = events::serialize(e);
+      f.good_tasks.push_back({user, e.task_id, e.event_id});
     } else {
       events::NotificationRequest r;
       r.event_id = events::new_event_id();
@@ -153,9 +158,22 @@ TEST(PoisonFlood, GoodEventsProcessedOncePoisonDeadLetteredLagBackToZero) {
   audit.stop();
   notifications.stop();
 
-  // Every good one once: one audit row per event, one notification per request.
+  // Every good one once, read from the database (not the handlers' counters): one audit row
+  // per good event, with its event_id, and one notification per request.
+  std::size_t audit_rows = 0, audit_right = 0;
+  for (const auto& [user, task, event_id] : audit_flood.good_tasks) {
+    const auto history = store->task_history(user, task);
+    audit_rows += history.size();
+    audit_right += history.size() == 1 && history[0].event_id == event_id;
+  }
+  EXPECT_EQ(audit_flood.good_tasks.size(), static_cast<std::size_t>(kGood));
+  EXPECT_EQ(audit_rows, static_cast<std::size_t>(kGood)) << "audit rows in the database";
+  EXPECT_EQ(audit_right, static_cast<std::size_t>(kGood)) << "good events with exactly their one audit row";
   std::size_t notifications_rows = 0;
-  for (const auto& u : users) notifications_rows += store->list_notifications(u, false, 200).size();
+  std::set<std::string> titles;
+  for (const auto& u : users)
+    for (const auto& n : store->list_notifications(u, false, 200)) ++notifications_rows, titles.insert(n.title);
+  EXPECT_EQ(titles.size(), static_cast<std::size_t>(kGood)) << "distinct notification requests with a row";
   EXPECT_EQ(audit.stats().processed, static_cast<std::uint64_t>(kGood));
   EXPECT_EQ(notifications.stats().processed, static_cast<std::uint64_t>(kGood));
   EXPECT_EQ(notifications_rows, static_cast<std::size_t>(kGood));
@@ -164,8 +182,8 @@ TEST(PoisonFlood, GoodEventsProcessedOncePoisonDeadLetteredLagBackToZero) {
   EXPECT_EQ(audit_dlq, audit_flood.expected_reasons);
   EXPECT_EQ(notify_dlq, notify_flood.expected_reasons);
   std::printf("poison flood: %d good + %zu poison per topic; audit processed %llu, dead-lettered %llu; notifications processed %llu, "
-              "dead-lettered %llu, rows %zu; %.1f s from first produce to all handled\n",
+              "dead-lettered %llu, rows %zu; audit rows in the database %zu; %.1f s from first produce to all handled\n",
               kGood, poison_total, static_cast<unsigned long long>(audit.stats().processed),
               static_cast<unsigned long long>(audit.stats().dead_lettered), static_cast<unsigned long long>(notifications.stats().processed),
-              static_cast<unsigned long long>(notifications.stats().dead_lettered), notifications_rows, took);
+              static_cast<unsigned long long>(notifications.stats().dead_lettered), notifications_rows, audit_rows, took);
 }
