@@ -197,6 +197,9 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     "User streams delivered out of order in a batch (a row delivered after an earlier one of its user failed); always 0 by design.",
                     "counter", [&] { return static_cast<double>(relay.stats().order_violations); });
 
+  metrics.add_gauge("reminder_scheduler_passes_total", "Passes of the deadline-reminder scheduler that completed.", "counter",
+                    [&] { return static_cast<double>(reminder_scheduler.passes()); });
+
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
   // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads
   // of its own, so it never holds up the database calls of user requests.

@@ -36,6 +36,7 @@ void Scheduler::start() {
       lock.unlock();
       try {
         run_once();
+        passes_.fetch_add(1, std::memory_order_relaxed);
       } catch (const std::exception& e) {
         spdlog::warn("reminders: {}", e.what());
       }

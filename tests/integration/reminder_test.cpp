@@ -50,7 +50,18 @@ TEST(Reminders, EachReminderGoesOutOnceAcrossTwoInstances) {
     items = b.call("GET", "/notifications", {}, token).json()["items"];
     return items.size() >= 2;
   }, 60s)) << a.log();
-  std::this_thread::sleep_for(12s);  // two more scheduler passes on each instance
+  // Quiescence, read from both instances rather than slept through: two more completed
+  // scheduler passes on each, the shared outbox empty, and no consumer lag on either; only
+  // then is "exactly once" judged.
+  const double a_passes = a.metric("reminder_scheduler_passes_total"), b_passes = b.metric("reminder_scheduler_passes_total");
+  ASSERT_GE(a_passes, 0) << "no reminder_scheduler_passes_total in /metrics";
+  ASSERT_TRUE(itest::wait_until(
+      [&] {
+        return a.metric("reminder_scheduler_passes_total") >= a_passes + 2 && b.metric("reminder_scheduler_passes_total") >= b_passes + 2 &&
+               a.metric("outbox_events_waiting") == 0 && a.metric("consumer_lag") <= 0 && b.metric("consumer_lag") <= 0;
+      },
+      60s))
+      << "the instances did not settle";
   items = a.call("GET", "/notifications", {}, token).json()["items"];
   std::map<std::string, std::vector<std::string>> by_task;
   for (auto& n : items) by_task[n["task_id"]].push_back(n["type"]);

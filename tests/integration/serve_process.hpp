@@ -220,6 +220,25 @@ class ServeProcess final {
     return http_request(port_, method, target, body, headers);
   }
 
+  /// The sum of every series of metric `name` in /metrics (-1 when it has none).
+  double metric(std::string_view name) const {
+    const auto body = http_request(port_, "GET", "/metrics").body;
+    double sum = 0;
+    bool seen = false;
+    std::size_t start = 0;
+    while (start < body.size()) {
+      auto end = body.find('\n', start);
+      if (end == std::string::npos) end = body.size();
+      const std::string_view line(body.data() + start, end - start);
+      if (line.size() > name.size() && line.substr(0, name.size()) == name && (line[name.size()] == ' ' || line[name.size()] == '{')) {
+        sum += std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+        seen = true;
+      }
+      start = end + 1;
+    }
+    return seen ? sum : -1;
+  }
+
   /// Registers a fresh user and returns {user id, token}.
   std::pair<std::string, std::string> new_user(const std::string& email_prefix = "user") const {
     auto email = unique_name(email_prefix) + "@example.com";
