@@ -1,7 +1,15 @@
-// The OpenAPI 3 description of the API. Operations are written out here, one entry a
-// route; a test checks that the router and this table name the same routes.
+// The OpenAPI 3 description of the API, generated from the router's route table: every
+// route is an operation (one without a written entry here still appears, with its summary),
+// and what follows from the route itself is added to each: its security, 401 and 403 when it
+// needs a token or a role, 400 and 413 when it takes a body, 503/507 with Retry-After when it
+// uses the database, and 500. The entries below add what only the handler knows: parameters
+// with their exact formats and limits, bodies, answers and examples. A test checks that the
+// router and the entries name the same routes; the property-based API test (Schemathesis,
+// tests/api) checks the document against the running service.
 
 #include <map>
+
+#include "storage/store.hpp"
 
 #include "api/api.hpp"
 
@@ -20,9 +28,27 @@ json answer(const std::string& description, const std::string& schema = {}) {
 json problem(const std::string& description) {
   return {{"description", description}, {"content", {{"application/problem+json", {{"schema", ref("Problem")}}}}}};
 }
-json id_param() {
-  return json::array({{{"name", "id"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}, {"format", "uuid"}}}}});
+/// A problem answer that always carries Retry-After (seconds).
+json retry_problem(const std::string& description) {
+  json r = problem(description);
+  r["headers"]["Retry-After"] = {{"description", "Seconds to wait before trying again"}, {"required", true},
+                                 {"schema", {{"type", "integer"}, {"minimum", 0}}}};
+  return r;
 }
+/// A task in the body and its version as a strong ETag (what If-Match takes back).
+json task_answer(const std::string& description) {
+  json r = answer(description, "Task");
+  r["headers"]["ETag"] = {{"description", "The task's version, e.g. \"3\"; send it back in If-Match"}, {"required", true},
+                          {"schema", {{"type", "string"}, {"pattern", "^\"[0-9]+\"$"}}}};
+  return r;
+}
+json id_param() {
+  return json::array({{{"name", "id"}, {"in", "path"}, {"required", true},
+                       {"description", "A UUID; one that is not cannot exist (404)"},
+                       {"schema", {{"type", "string"}, {"format", "uuid"}}}}});
+}
+/// RFC 9110's If-Match: "*" or a list of entity tags, strong ("3") or weak (W/"3").
+constexpr const char* kIfMatchPattern = "^[ \\t]*(\\*|[0-9]{1,18}|((W/)?\"[!#-~\\x80-\\xff]*\"([ \\t]*,[ \\t]*(W/)?\"[!#-~\\x80-\\xff]*\")*)?)[ \\t]*$";
 
 /// "METHOD /path" → operation.
 const std::map<std::string, json>& operations() {
@@ -33,33 +59,49 @@ const std::map<std::string, json>& operations() {
     m["POST /auth/token"] = {{"summary", "Exchange email and password for a bearer token"}, {"security", json::array()},
                              {"requestBody", body_of("Credentials")},
                              {"responses", {{"200", answer("A token", "Token")}, {"401", problem("Wrong email or password")},
-                                            {"429", problem("Too many attempts from this address, or too many failures for this account; see Retry-After")}}}};
+                                            {"422", problem("Invalid body")},
+                                            {"429", retry_problem("Too many attempts from this address, or too many failures for this account; see Retry-After")}}}};
     m["GET /users/me"] = {{"summary", "The caller's account"}, {"responses", {{"200", answer("The caller", "User")}, {"401", problem("Not authenticated")}}}};
     m["POST /tasks"] = {{"summary", "Create a task"}, {"requestBody", body_of("TaskCreate")},
-                        {"responses", {{"201", answer("Created", "Task")}, {"401", problem("Not authenticated")}, {"422", problem("Invalid body")}}}};
+                        {"responses", {{"201", task_answer("Created")}, {"401", problem("Not authenticated")}, {"422", problem("Invalid body")}}}};
     m["GET /tasks"] = {{"summary", "List the caller's tasks, newest first"},
-                       {"parameters", json::array({{{"name", "status"}, {"in", "query"}, {"schema", {{"type", "string"}, {"enum", {"todo", "in_progress", "done"}}}}},
+                       {"parameters", json::array({{{"name", "status"}, {"in", "query"}, {"description", "Only tasks of this status; absent: all"},
+                                                    {"schema", {{"type", "string"}, {"enum", {"todo", "in_progress", "done"}}}}},
                                                    {{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 100}, {"default", 50}}}},
-                                                   {{"name", "cursor"}, {"in", "query"}, {"schema", {{"type", "string"}}}}})},
-                       {"responses", {{"200", answer("A page of tasks", "TaskPage")}, {"422", problem("Bad query")}}}};
+                                                   {{"name", "cursor"}, {"in", "query"},
+                                                    {"description", "The next_cursor of the previous page: the created_at and id of its last task, \"~\" between "
+                                                                    "them. Any string of this form is a position in the list"},
+                                                    {"schema", {{"type", "string"}, {"pattern", std::string(storage::kCursorPattern)}}},
+                                                    {"example", "2026-12-04T10:44:35.325Z~01a240a7-e77d-7904-9eea-ec38ee72caff"}}})},
+                       {"responses", {{"200", answer("A page of tasks", "TaskPage")}, {"422", problem("A status, limit or cursor that is not of its form")}}}};
     m["GET /tasks/{id}"] = {{"summary", "One task"}, {"parameters", id_param()},
-                            {"responses", {{"200", answer("The task", "Task")}, {"404", problem("No such task of the caller")}}}};
+                            {"responses", {{"200", task_answer("The task")}, {"404", problem("No such task of the caller")}}}};
     m["PATCH /tasks/{id}"] = {{"summary", "Change a task"},
-                              {"parameters", json::array({id_param()[0], {{"name", "If-Match"}, {"in", "header"}, {"schema", {{"type", "string"}}},
-                                                                          {"description", "The version the change is based on"}}})},
+                              {"parameters", json::array({id_param()[0], {{"name", "If-Match"}, {"in", "header"},
+                                                                          {"schema", {{"type", "string"}, {"pattern", kIfMatchPattern}}},
+                                                                          {"example", "\"3\""},
+                                                                          {"description", "RFC 9110 If-Match: the ETag of the version the change is based on. "
+                                                                                          "Strong comparison: the change is made when the task's version is one "
+                                                                                          "of the strong tags (\"*\": any version), else 412; a weak tag never "
+                                                                                          "matches. A bare version (3) reads as \"3\". Absent: the change is made whatever the version"}}})},
                               {"requestBody", body_of("TaskPatch")},
-                              {"responses", {{"200", answer("The changed task", "Task")}, {"404", problem("No such task")},
-                                             {"412", problem("Stale version")}, {"422", problem("Invalid body")}}}};
+                              {"responses", {{"200", task_answer("The changed task")}, {"404", problem("No such task")},
+                                             {"400", problem("Malformed JSON, a body nested deeper than 32 levels, or an If-Match that is not RFC 9110's syntax")},
+                                             {"412", problem("If-Match names no version the task is at: fetch it and retry")}, {"422", problem("Invalid body")}}}};
     m["POST /tasks/{id}/complete"] = {{"summary", "Mark a task done"}, {"parameters", id_param()},
-                                      {"responses", {{"200", answer("The completed task", "Task")}, {"404", problem("No such task")}}}};
+                                      {"responses", {{"200", task_answer("The completed task")}, {"404", problem("No such task")}}}};
     m["DELETE /tasks/{id}"] = {{"summary", "Delete a task"}, {"parameters", id_param()},
                                {"responses", {{"204", answer("Deleted")}, {"404", problem("No such task")}}}};
     m["GET /tasks/{id}/history"] = {{"summary", "The audit trail of a task, oldest first"}, {"parameters", id_param()},
-                                    {"responses", {{"200", answer("The trail", "History")}, {"404", problem("No such task of the caller")}}}};
+                                    {"responses", {{"200", answer("The trail", "History")},
+                                                   {"404", problem("No such task of the caller, and no trail of one")},
+                                                   {"410", {{"description", "The task was deleted: its trail (ending with task_deleted) is kept, in items"},
+                                                            {"content", {{"application/problem+json", {{"schema", ref("DeletedTaskHistory")}}}}}}}}}};
     m["GET /notifications"] = {{"summary", "The caller's notifications, newest first"},
                                {"parameters", json::array({{{"name", "unread"}, {"in", "query"}, {"schema", {{"type", "boolean"}}}},
                                                            {{"name", "limit"}, {"in", "query"}, {"schema", {{"type", "integer"}, {"minimum", 1}, {"maximum", 200}}}}})},
-                               {"responses", {{"200", answer("Notifications with per-channel status", "NotificationList")}}}};
+                               {"responses", {{"200", answer("Notifications with per-channel status", "NotificationList")},
+                                              {"422", problem("An unread that is not a boolean, or a limit out of range")}}}};
     m["POST /notifications/{id}/read"] = {{"summary", "Mark a notification read"}, {"parameters", id_param()},
                                           {"responses", {{"200", answer("The notification", "Notification")}, {"404", problem("No such notification of the caller")}}}};
     m["POST /notifications/read-all"] = {{"summary", "Mark all the caller's unread notifications read; no body is needed (one sent is ignored)"},
@@ -189,7 +231,14 @@ json components() {
                                                     {"items", {{"type", "object"},
                                                                {"properties", {{"event_id", {{"type", "string"}}}, {"type", {{"type", "string"}}},
                                                                                {"action", {{"type", "string"}}}, {"seq", {{"type", "integer"}, {"nullable", true}}},
-                                                                               {"timestamp", date_time}, {"task", ref("Task")}, {"recorded_at", date_time}}}}}}}}}}},
+                                                                               {"timestamp", date_time},
+                                                                               {"task", {{"allOf", json::array({ref("Task")})}, {"nullable", true},
+                                                                                         {"description", "The task after the event (null when unreadable)"}}},
+                                                                               {"recorded_at", date_time}}}}}}}}}}},
+            {"DeletedTaskHistory", {{"type", "object"}, {"required", {"status", "title", "detail", "task_id", "items"}},
+                                    {"properties", {{"status", {{"type", "integer"}, {"enum", {410}}}}, {"title", {{"type", "string"}}},
+                                                    {"detail", {{"type", "string"}}}, {"task_id", {{"type", "string"}}},
+                                                    {"items", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}}},
             {"Notification", {{"type", "object"},
                               {"properties", {{"id", {{"type", "string"}}}, {"user_id", {{"type", "string"}}}, {"task_id", nullable_string},
                                               {"type", {{"type", "string"}}}, {"title", {{"type", "string"}}}, {"message", {{"type", "string"}}},
@@ -248,17 +297,70 @@ std::vector<std::string> described_operations() {
   return out;
 }
 
+namespace {
+
+/// Whether a route's handler reads or writes the database (and so can answer 503/507).
+bool uses_database(const http::Route& r) {
+  for (const char* prefix : {"/auth/", "/users/", "/tasks", "/notifications", "/admin/actions", "/admin/email"})
+    if (r.pattern.rfind(prefix, 0) == 0) return true;
+  return r.pattern == "/admin/dlq/{topic}/redrive";  // logs the action
+}
+
+/// "GET /tasks/{id}/history" → "getTasksIdHistory".
+std::string operation_id(const http::Route& r) {
+  std::string out;
+  for (char c : r.method) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool upper = true;
+  for (char c : r.pattern) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      out += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+      upper = false;
+    } else {
+      upper = true;
+    }
+  }
+  return out == "get" ? "getRoot" : out;
+}
+
+/// Adds to `op` what follows from the route itself; an answer the entry already gives is kept.
+void complete(json& op, const http::Route& r) {
+  auto& responses = op["responses"];
+  auto add = [&](const char* status, json answer) {
+    if (!responses.contains(status)) responses[status] = std::move(answer);
+  };
+  if (r.requires_auth) {
+    op["security"] = json::array({{{"bearer", json::array()}}});
+    add("401", problem("Missing, malformed or expired bearer token"));
+  } else {
+    op["security"] = json::array();
+  }
+  if (!r.role.empty()) add("403", problem("The account lacks the " + r.role + " role (ADMIN_EMAILS)"));
+  if (op.contains("requestBody")) {
+    add("400", problem("Malformed JSON, a body nested deeper than 32 levels, or a required body missing"));
+    add("413", problem("A body larger than the limit"));
+  }
+  if (uses_database(r)) {
+    add("503", retry_problem("The database is unavailable (restarting, locked, read-only); nothing was changed: retry after Retry-After"));
+    if (r.method != "GET") add("507", retry_problem("The database's disk is full; nothing was changed: retry after Retry-After"));
+  }
+  add("500", problem("A fault of the service (logged with the request id); the request may be retried"));
+}
+
+}  // namespace
+
 json openapi_document(const http::Router& router) {
   json paths = json::object();
   for (const auto& r : router.routes()) {
     auto it = operations().find(r.method + " " + r.pattern);
-    if (it == operations().end()) continue;
+    json op = it != operations().end() ? it->second : json{{"summary", r.summary}, {"responses", json::object()}};
+    op["operationId"] = operation_id(r);
+    complete(op, r);
     std::string method = r.method;
     std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
-    paths[r.pattern][method] = it->second;
+    paths[r.pattern][method] = std::move(op);
   }
   return {{"openapi", "3.0.3"},
-          {"info", {{"title", "taskstream"}, {"version", "0.1.0"}, {"description", "Tasks with Kafka event streaming"}}},
+          {"info", {{"title", "taskstream"}, {"version", "0.1.0"}, {"description", "Tasks with Kafka event streaming (docs/api.md)"}}},
           {"security", json::array({{{"bearer", json::array()}}})},
           {"paths", std::move(paths)},
           {"components", components()}};

@@ -128,16 +128,63 @@ std::string traceparent_of(const Request& req) {
   return std::string(tp);
 }
 
-/// If-Match: "3", W/"3" or 3 → 3. Anything else is 400.
-std::optional<std::int64_t> if_match(const Request& req) {
+/// If-Match as RFC 9110 section 13.1.1 reads it: "*" (any current version), or a list of
+/// entity tags `"3"` / `W/"3"`; also a bare version `3` (docs/api.md). Strong comparison: a weak tag never matches, nor does a tag
+/// that is not a version; the change goes ahead when the task's version is one of the
+/// strong numeric tags, else 412 (an empty list too). nullopt: no header, no precondition.
+/// A header that is not that syntax is 400. The OpenAPI pattern of If-Match is this grammar (docs/api.md).
+struct IfMatch {
+  bool any = false;                    ///< "*"
+  std::vector<std::int64_t> versions;  ///< strong tags that are versions
+};
+std::optional<IfMatch> if_match(const Request& req) {
   auto h = req.header("if-match");
   if (!h) return std::nullopt;
+  const auto bad = [] { return HttpError(400, "If-Match: must be \"*\" or entity tags such as \"3\" (the task's version, from its ETag)"); };
   std::string_view v = *h;
-  if (v.substr(0, 2) == "W/") v.remove_prefix(2);
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  std::int64_t out = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || p != v.data() + v.size()) throw HttpError(400, "If-Match: must be the task's version, e.g. \"3\"");
+  const auto trim = [](std::string_view x) {
+    while (!x.empty() && (x.front() == ' ' || x.front() == '\t')) x.remove_prefix(1);
+    while (!x.empty() && (x.back() == ' ' || x.back() == '\t')) x.remove_suffix(1);
+    return x;
+  };
+  v = trim(v);
+  IfMatch out;
+  if (v == "*") {
+    out.any = true;
+    return out;
+  }
+  // The contract's older form, a bare version (`If-Match: 3`), reads as "3".
+  if (std::int64_t version = 0; !v.empty() && v.size() <= 18 && v.front() != '-' && v.front() != '+') {
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), version);
+    if (ec == std::errc() && p == v.data() + v.size()) {
+      out.versions.push_back(version);
+      return out;
+    }
+  }
+  // "#entity-tag" is a list of zero or more: an empty one names no version (412).
+  while (!v.empty()) {
+    v = trim(v);
+    bool weak = false;
+    if (v.substr(0, 2) == "W/") {
+      weak = true;
+      v.remove_prefix(2);
+    }
+    if (v.empty() || v.front() != '"') throw bad();
+    const auto close = v.find('"', 1);
+    if (close == std::string_view::npos) throw bad();
+    const auto tag = v.substr(1, close - 1);
+    // etagc: %x21 / %x23-7E / obs-text
+    for (unsigned char c : tag)
+      if (c < 0x21 || c == 0x7f) throw bad();
+    std::int64_t version = 0;
+    auto [p, ec] = std::from_chars(tag.data(), tag.data() + tag.size(), version);
+    if (!weak && ec == std::errc() && p == tag.data() + tag.size() && !tag.empty() && tag.front() != '-') out.versions.push_back(version);
+    v = trim(v.substr(close + 1));
+    if (v.empty()) break;
+    if (v.front() != ',') throw bad();
+    v.remove_prefix(1);
+    if (trim(v).empty()) throw bad();  // a trailing comma
+  }
   return out;
 }
 
@@ -282,7 +329,8 @@ void register_routes(http::Router& router, ApiContext& ctx) {
 
   router.add({"GET", "/tasks", true, "List the caller's tasks, newest first"}, [&ctx](Request& req) -> awaitable<Response> {
     std::optional<std::string> status;
-    if (auto s = req.query_param("status"); s && !s->empty()) {
+    // Present but empty is not "any status": the parameter is an enum (422 like any other).
+    if (auto s = req.query_param("status")) {
       if (!one_of(*s, kStatuses)) throw HttpError(422, "status: must be one of todo, in_progress, done");
       status = std::string(*s);
     }
@@ -292,7 +340,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       if (ec != std::errc() || p != l->data() + l->size() || limit < 1 || limit > 100) throw HttpError(422, "limit: must be a whole number from 1 to 100");
     }
     std::optional<std::string> cursor;
-    if (auto c = req.query_param("cursor"); c && !c->empty()) cursor = std::string(*c);
+    if (auto c = req.query_param("cursor")) cursor = std::string(*c);  // empty: 422 below, like any other bad cursor
     auto page = co_await http::offload(ctx.blocking_pool, [&] {
       try {
         return ctx.store.list_tasks(req.user_id, status, limit, cursor);
@@ -314,7 +362,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
   });
 
   auto change = [&ctx](Request& req, std::function<bool(storage::Task&, const std::string&)> mutate, std::optional<std::string> forced_type,
-                       std::optional<std::int64_t> expected) -> awaitable<Response> {
+                       std::optional<IfMatch> precondition) -> awaitable<Response> {
     const auto& id = task_id(req);
     const auto now = events::now_rfc3339();
     const auto traceparent = traceparent_of(req);
@@ -324,7 +372,17 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       return outbox::task_event_factory(ctx.settings, type, traceparent)(before, after, seq);
     };
     auto result = co_await http::offload(ctx.blocking_pool, [&] {
-      return ctx.store.update_task(req.user_id, id, [&](storage::Task& t) { return mutate(t, now); }, expected, now, factory);
+      // The precondition is checked on the row the transaction read, before any change:
+      // thrown, it rolls the change back and becomes the 412.
+      return ctx.store.update_task(
+          req.user_id, id,
+          [&](storage::Task& t) {
+            if (precondition && !precondition->any &&
+                std::find(precondition->versions.begin(), precondition->versions.end(), t.version) == precondition->versions.end())
+              throw HttpError(412, "If-Match: the task is at version " + std::to_string(t.version) + "; fetch it and retry");
+            return mutate(t, now);
+          },
+          std::nullopt, now, factory);
     });
     switch (result.status) {
       case storage::ChangeStatus::not_found: throw HttpError(404, "task not found");
@@ -362,15 +420,15 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     co_return Response::no_content();
   });
 
+  // A deleted task's trail is kept (it ends with task_deleted) but is no longer the
+  // resource's: 410 Gone, a problem+json that carries the trail in `items` (docs/api.md).
   router.add({"GET", "/tasks/{id}/history", true, "The audit trail of a task, oldest first"}, [&ctx](Request& req) -> awaitable<Response> {
     const auto& id = task_id(req);
-    auto [entries, exists] = co_await http::offload(ctx.blocking_pool, [&] {
+    auto [entries, live] = co_await http::offload(ctx.blocking_pool, [&] {
       auto e = ctx.store.task_history(req.user_id, id);
-      // A deleted task keeps its trail; a task the caller never had is 404.
-      bool found = !e.empty() || ctx.store.get_task(req.user_id, id).has_value();
-      return std::pair{std::move(e), found};
+      return std::pair{std::move(e), ctx.store.get_task(req.user_id, id).has_value()};
     });
-    if (!exists) throw HttpError(404, "task not found");
+    if (!live && entries.empty()) throw HttpError(404, "task not found");
     nlohmann::json items = nlohmann::json::array();
     for (const auto& a : entries) {
       auto snapshot = nlohmann::json::parse(a.task_data, nullptr, false);
@@ -382,6 +440,12 @@ void register_routes(http::Router& router, ApiContext& ctx) {
                        {"task", snapshot.is_discarded() ? nlohmann::json(nullptr) : std::move(snapshot)},
                        {"recorded_at", a.recorded_at}});
     }
+    if (!live) {
+      Response r = Response::problem(410, "the task was deleted; its audit trail is in items");
+      r.body = nlohmann::json{{"status", 410}, {"title", "Gone"}, {"detail", "the task was deleted; its audit trail is in items"},
+                              {"task_id", id}, {"items", std::move(items)}}.dump();
+      co_return r;
+    }
     co_return Response::json(200, {{"task_id", id}, {"items", std::move(items)}});
   });
 
@@ -390,7 +454,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     bool unread = false;
     if (auto u = req.query_param("unread")) {
       if (*u == "true" || *u == "1") unread = true;
-      else if (*u != "false" && *u != "0" && !u->empty()) throw HttpError(422, "unread: must be true or false");
+      else if (*u != "false" && *u != "0") throw HttpError(422, "unread: must be true or false");
     }
     int limit = 50;
     if (auto l = req.query_param("limit")) {

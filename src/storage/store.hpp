@@ -99,9 +99,15 @@ struct ChangeResult {
   std::int64_t seq = 0;      ///< the seq given to the change's events
 };
 
+/// A list_tasks cursor: the created_at and id of the last task of a page, "~" between
+/// them (a keyset position, readable, and exactly describable in the OpenAPI).
+inline constexpr std::string_view kCursorPattern =
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z~"
+    "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
 struct TaskPage {
   std::vector<Task> items;
-  std::optional<std::string> next_cursor;  ///< opaque; pass back as `cursor`
+  std::optional<std::string> next_cursor;  ///< pass back as `cursor`; of the form kCursorPattern
 };
 
 /// One row of a task's audit trail, written by the audit consumer.

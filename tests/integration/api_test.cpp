@@ -141,8 +141,26 @@ TEST_P(Api, TaskLifecycleWithIfMatch) {
   EXPECT_EQ(patched.json()["version"], 2);
   EXPECT_EQ(patched.json()["description"], "with care");
   EXPECT_EQ(patched.headers["etag"], "\"2\"");
-  auto stale = s().call("PATCH", "/tasks/" + id, json{{"title", "late"}}.dump(), token, {{"If-Match", "1"}});
+  auto stale = s().call("PATCH", "/tasks/" + id, json{{"title", "late"}}.dump(), token, {{"If-Match", "\"1\""}});
   EXPECT_EQ(stale.status, 412) << stale.body;
+  EXPECT_EQ(s().call("GET", "/tasks/" + id, {}, token).json()["title"], "Write the spec");
+  // RFC 9110 If-Match: strong comparison over a list; a weak tag or an empty list never
+  // matches (412); "*" matches any version; what is not that syntax is 400.
+  for (const std::string v : {"W/\"2\"", "", "\"1\", W/\"2\"", "\"x2\""}) {
+    EXPECT_EQ(s().call("PATCH", "/tasks/" + id, json{{"title", "late"}}.dump(), token, {{"If-Match", v}}).status, 412) << v;
+  }
+  for (const std::string v : {"\"2", "\"2\",", "W/2", "2 3", "-2"}) {
+    EXPECT_EQ(s().call("PATCH", "/tasks/" + id, json{{"title", "late"}}.dump(), token, {{"If-Match", v}}).status, 400) << v;
+  }
+  auto listed = s().call("PATCH", "/tasks/" + id, json{{"priority", "low"}}.dump(), token, {{"If-Match", "\"7\", \"2\""}});
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_EQ(listed.headers["etag"], "\"3\"");
+  auto any = s().call("PATCH", "/tasks/" + id, json{{"priority", "high"}}.dump(), token, {{"If-Match", "*"}});
+  ASSERT_EQ(any.status, 200) << any.body;
+  EXPECT_EQ(any.json()["version"], 4);
+  // The contract's bare form: 4 reads as "4".
+  EXPECT_EQ(s().call("PATCH", "/tasks/" + id, json{{"priority", "low"}}.dump(), token, {{"If-Match", "3"}}).status, 412);
+  EXPECT_EQ(s().call("PATCH", "/tasks/" + id, json{{"priority", "low"}}.dump(), token, {{"If-Match", "4"}}).status, 200);
   EXPECT_EQ(s().call("GET", "/tasks/" + id, {}, token).json()["title"], "Write the spec");
 
   auto done = s().call("POST", "/tasks/" + id + "/complete", {}, token);
@@ -201,6 +219,12 @@ TEST_P(Api, TaskBodyValidation) {
   EXPECT_EQ(s().call("GET", "/tasks?limit=0", {}, token).status, 422);
   EXPECT_EQ(s().call("GET", "/tasks?status=nope", {}, token).status, 422);
   EXPECT_EQ(s().call("GET", "/tasks?cursor=garbage!", {}, token).status, 422);
+  // Present but empty is not "absent": status is an enum, a cursor has a form, unread is a boolean.
+  EXPECT_EQ(s().call("GET", "/tasks?status=", {}, token).status, 422);
+  EXPECT_EQ(s().call("GET", "/tasks?cursor=", {}, token).status, 422);
+  EXPECT_EQ(s().call("GET", "/notifications?unread=", {}, token).status, 422);
+  // Any string of the cursor's form is a position in the list, even where no task is.
+  EXPECT_EQ(s().call("GET", "/tasks?cursor=2999-01-01T00:00:00.000Z~00000000-0000-0000-0000-000000000000", {}, token).status, 200);
   EXPECT_EQ(s().call("PATCH", "/tasks/" + events::new_event_id(), json{{"title", "x"}}.dump(), token, {{"If-Match", "abc"}}).status, 400);
 }
 

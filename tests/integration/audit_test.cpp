@@ -86,10 +86,12 @@ TEST(AuditConsumer, HistoryRouteShowsTheTrailOldestFirstToTheOwnerOnly) {
   ASSERT_EQ(serve.call("POST", path + "/complete", {}, token).status, 200);
   ASSERT_EQ(serve.call("DELETE", path, {}, token).status, 204);
 
+  // The task is gone, its trail is kept: 410 Gone, a problem+json carrying the trail.
   json items;
   ASSERT_TRUE(itest::wait_until([&] {
     auto r = serve.call("GET", path + "/history", {}, token);
-    if (r.status != 200) return false;
+    if (r.status != 410) return false;
+    EXPECT_EQ(r.headers["content-type"], "application/problem+json");
     items = r.json()["items"];
     return items.size() >= 4;
   }, 60s)) << serve.log();
