@@ -3,7 +3,7 @@
 // valid and invalid, single and chained (create → read → change → delete), and checks every
 // answer: no 5xx, every status code, content type, header and body as documented, invalid
 // data rejected, valid data accepted, a deleted resource gone, auth not ignored. All checks,
-// a fixed seed, a time budget (120 s; TASKSTREAM_SCHEMATHESIS_SECONDS). The few answers that
+// a fixed seed, a time budget (90 s; TASKSTREAM_SCHEMATHESIS_SECONDS). The few answers that
 // depend on the server's state rather than the request's form are named in
 // tests/api/schemathesis.toml; nothing is excluded. See docs/api.md.
 
@@ -39,7 +39,7 @@ std::string read_file(const std::string& path) {
 TEST(ApiContract, SchemathesisFindsNoFailureAgainstTheOpenApiDocument) {
   const std::string st = schemathesis();
   const char* secs = std::getenv("TASKSTREAM_SCHEMATHESIS_SECONDS");
-  const std::string seconds = secs && *secs ? secs : "120";
+  const std::string seconds = secs && *secs ? secs : "90";
   // An operator, so the /admin routes are tested past their 403.
   itest::ServeProcess serve(std::map<std::string, std::string>{{"ADMIN_EMAILS", "api-contract-operator@example.com"},
                                                                     {"LOG_LEVEL", "warn"},
