@@ -441,9 +441,9 @@ void register_routes(http::Router& router, ApiContext& ctx) {
                        {"recorded_at", a.recorded_at}});
     }
     if (!live) {
-      Response r = Response::problem(410, "the task was deleted; its audit trail is in items");
-      r.body = nlohmann::json{{"status", 410}, {"title", "Gone"}, {"detail", "the task was deleted; its audit trail is in items"},
-                              {"task_id", id}, {"items", std::move(items)}}.dump();
+      Response r = Response::json(410, {{"status", 410}, {"title", "Gone"}, {"detail", "the task was deleted; its audit trail is in items"},
+                                        {"task_id", id}, {"items", std::move(items)}});
+      r.content_type = "application/problem+json";
       co_return r;
     }
     co_return Response::json(200, {{"task_id", id}, {"items", std::move(items)}});

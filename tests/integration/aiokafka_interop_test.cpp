@@ -20,11 +20,7 @@ using namespace taskstream;
 
 namespace {
 
-std::string python() {
-  const char* p = std::getenv("TASKSTREAM_PYTHON");
-  if (!p || !*p) throw std::runtime_error("TASKSTREAM_PYTHON is not set: it names a python with aiokafka (run scripts/test)");
-  return p;
-}
+std::string python() { return itest::required_env("TASKSTREAM_PYTHON", "a python with aiokafka"); }
 
 /// Runs the aiokafka peer and returns its stdout; fails the test on a non-zero exit.
 std::string run_peer(const std::string& args) {

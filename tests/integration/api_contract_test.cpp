@@ -21,12 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string schemathesis() {
-  const char* p = std::getenv("TASKSTREAM_SCHEMATHESIS");
-  if (!p || !*p) throw std::runtime_error("TASKSTREAM_SCHEMATHESIS is not set: it names Schemathesis's st command (run scripts/test)");
-  return p;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -37,7 +31,7 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 TEST(ApiContract, SchemathesisFindsNoFailureAgainstTheOpenApiDocument) {
-  const std::string st = schemathesis();
+  const std::string st = itest::required_env("TASKSTREAM_SCHEMATHESIS", "Schemathesis's st command");
   const char* secs = std::getenv("TASKSTREAM_SCHEMATHESIS_SECONDS");
   const std::string seconds = secs && *secs ? secs : "90";
   // An operator, so the /admin routes are tested past their 403.

@@ -43,30 +43,18 @@ inline std::vector<std::string> mails_with(const std::string& needle, const std:
 /// keeping mail in its own dir; stopped by the destructor.
 class PrivateSmtpServer final {
  public:
-  PrivateSmtpServer(std::uint16_t port, std::string mail_dir) : mail_dir_(std::move(mail_dir)) {
-    std::filesystem::create_directories(mail_dir_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string script = TASKSTREAM_SOURCE_DIR "/scripts/smtp_server.py";
-      const std::string p = std::to_string(port);
-      execl("/usr/bin/python3", "python3", script.c_str(), "--port", p.c_str(), "--mail-dir", mail_dir_.c_str(),
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~PrivateSmtpServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  PrivateSmtpServer(const PrivateSmtpServer&) = delete;
-  PrivateSmtpServer& operator=(const PrivateSmtpServer&) = delete;
+  PrivateSmtpServer(std::uint16_t port, std::string mail_dir)
+      : mail_dir_(make_dir(std::move(mail_dir))),
+        child_({"/usr/bin/python3", TASKSTREAM_SOURCE_DIR "/scripts/smtp_server.py", "--port", std::to_string(port), "--mail-dir", mail_dir_}) {}
   const std::string& mail_dir() const { return mail_dir_; }
 
  private:
-  pid_t pid_ = -1;
+  static std::string make_dir(std::string dir) {
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
   std::string mail_dir_;
+  ChildProcess child_;
 };
 
 }  // namespace taskstream::itest

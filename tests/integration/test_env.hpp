@@ -4,12 +4,19 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/settings.hpp"
 #include "events/events.hpp"
@@ -34,6 +41,46 @@ inline config::EnvMap kafka_env(config::EnvMap overrides = {}) {
 
 /// Settings for the broker under test, with `overrides` on top.
 inline config::Settings kafka_settings(config::EnvMap overrides = {}) { return config::Settings::load(kafka_env(std::move(overrides))); }
+
+/// The value of environment variable `name`, which scripts/test sets; throws (the test
+/// fails, it does not skip) when it is missing. `what` says what it names.
+inline std::string required_env(const char* name, const std::string& what) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) throw std::runtime_error(std::string(name) + " is not set: it names " + what + " (run scripts/test)");
+  return v;
+}
+
+/// A program run as a child: `argv` (argv[0] the program's path), stdout and stderr into
+/// `log` (inherited when empty). SIGTERMed and reaped on destruction.
+class ChildProcess {
+ public:
+  explicit ChildProcess(std::vector<std::string> argv, const std::string& log = {}) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (!log.empty()) {
+        const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+ private:
+  pid_t pid_ = -1;
+};
 
 /// A topic name no other test or run uses.
 inline std::string unique_name(const std::string& prefix) {

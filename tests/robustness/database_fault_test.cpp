@@ -34,6 +34,20 @@ void expect_outage_answer(const itest::HttpResult& r, int status, std::string_vi
   if (r.status == status) EXPECT_NE(r.json().value("detail", "").find(detail_has), std::string::npos) << r.body;
 }
 
+/// POSTs a task titled `title` until a write is answered `status` or `timeout` passes;
+/// returns whether it was, and the last answer.
+std::pair<bool, itest::HttpResult> wait_for_refusal(const itest::ServeProcess& serve, const std::map<std::string, std::string>& auth,
+                                                    const std::string& title, int status, std::chrono::seconds timeout) {
+  itest::HttpResult last;
+  const bool refused = itest::wait_until(
+      [&] {
+        last = itest::http_request(serve.port(), "POST", "/tasks", json{{"title", title}}.dump(), auth);
+        return last.status == status;
+      },
+      timeout);
+  return {refused, std::move(last)};
+}
+
 /// The load met the outage (some answers were `status`) and never got a 500.
 void expect_load_met(const Load& load, int status) {
   const auto statuses = load.statuses();
@@ -181,13 +195,7 @@ TEST(DatabaseFaults, SqliteDiskFullAnswers507KeepsTheFileIntactAndWritesAgainOnc
   const auto filler = (fs.dir / "filler").string();
   std::system(("dd if=/dev/zero of=" + filler + " bs=64k >/dev/null 2>&1").c_str());
   const auto full_at = Clock::now();
-  itest::HttpResult during;
-  const bool refused = itest::wait_until(
-      [&] {
-        during = itest::http_request(serve.port(), "POST", "/tasks", json{{"title", "on a full disk"}}.dump(), auth);
-        return during.status == 507;
-      },
-      90s);
+  const auto [refused, during] = wait_for_refusal(serve, auth, "on a full disk", 507, 90s);
   const auto full_for_ms = ms_since(full_at);
   ASSERT_TRUE(refused) << "no write was refused with the disk full; last answer " << during.status << " " << during.body;
   expect_outage_answer(during, 507, "disk is full");
@@ -232,13 +240,7 @@ TEST(DatabaseFaults, SqliteFileSystemTurnsReadOnlyAnswers503ReadsGoOnAndNothingA
   ASSERT_TRUE(fs.fail()) << "cannot write ext4's trigger_fs_error";
   ASSERT_TRUE(itest::wait_until([&] { return fs.read_only(); }, 10s)) << "the mount did not turn read-only: " << fs.options();
   const auto ro_at = Clock::now();
-  itest::HttpResult during;
-  const bool refused = itest::wait_until(
-      [&] {
-        during = itest::http_request(serve.port(), "POST", "/tasks", json{{"title", "on a read-only disk"}}.dump(), auth);
-        return during.status == 503;
-      },
-      30s);
+  const auto [refused, during] = wait_for_refusal(serve, auth, "on a read-only disk", 503, 30s);
   const auto refused_after_ms = ms_since(ro_at);
   ASSERT_TRUE(refused) << "no write was refused with the file system read-only; last answer " << during.status << " " << during.body;
   expect_outage_answer(during, 503, "");

@@ -6,9 +6,7 @@
 // it. Sets are compared as in fault_test.cpp, and each fault's own evidence is asserted.
 // See docs/reliability.md.
 
-#include <fcntl.h>
 #include <sstream>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault_harness.hpp"
@@ -23,21 +21,10 @@ namespace {
 /// A toxiproxy-server of our own on a free loopback port, driven through its HTTP API.
 class Toxiproxy {
  public:
-  Toxiproxy() : port_(itest::free_port()), log_("/tmp/toxiproxy-" + std::to_string(getpid()) + ".log") {
-    const std::string bin = binary();
-    if (bin.empty()) {
-      ADD_FAILURE() << "no toxiproxy-server: scripts/toxiproxy path failed";
-      return;
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      const auto port = std::to_string(port_);
-      execl(bin.c_str(), bin.c_str(), "-host", "127.0.0.1", "-port", port.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
+  Toxiproxy()
+      : port_(itest::free_port()),
+        log_("/tmp/toxiproxy-" + std::to_string(getpid()) + ".log"),
+        server_({binary(), "-host", "127.0.0.1", "-port", std::to_string(port_)}, log_) {
     if (!itest::wait_until(
             [&] {
               try {
@@ -49,15 +36,6 @@ class Toxiproxy {
             20s))
       ADD_FAILURE() << "toxiproxy-server did not answer on 127.0.0.1:" << port_ << "; its log: " << log_;
   }
-  ~Toxiproxy() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  Toxiproxy(const Toxiproxy&) = delete;
-  Toxiproxy& operator=(const Toxiproxy&) = delete;
-
   itest::HttpResult call(const std::string& method, const std::string& path, const json& body = nullptr) const {
     return itest::http_request(port_, method, path, body.is_null() ? std::string() : body.dump(),
                                {{"Content-Type", "application/json"}});
@@ -87,6 +65,7 @@ class Toxiproxy {
   }
 
  private:
+  /// TASKSTREAM_TOXIPROXY (scripts/test sets it), else what scripts/toxiproxy builds.
   static std::string binary() {
     if (const char* v = std::getenv("TASKSTREAM_TOXIPROXY"); v && *v) return v;
     std::string out;
@@ -96,12 +75,13 @@ class Toxiproxy {
       pclose(p);
     }
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    if (out.empty()) throw std::runtime_error("no toxiproxy-server: scripts/toxiproxy path failed");
     return out;
   }
 
   std::uint16_t port_;
   std::string log_;
-  pid_t pid_ = -1;
+  itest::ChildProcess server_;
 };
 
 /// The PROXIED listener of broker 1 and the address it advertises (scripts/kafka status:
