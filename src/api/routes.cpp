@@ -238,6 +238,7 @@ std::optional<Response> storage_outage_response(const std::exception& e) {
 
 void register_routes(http::Router& router, ApiContext& ctx) {
   router.set_error_translator(storage_outage_response);
+  router.set_cors(http::CorsPolicy(ctx.settings.cors_origins));
   router.set_authenticator([&ctx](const Request& req) -> http::Principal {
     auto header = req.header("authorization");
     if (!header) throw HttpError(401, "not authenticated: send Authorization: Bearer <token>");

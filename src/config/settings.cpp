@@ -1,6 +1,7 @@
 #include "config/settings.hpp"
 
 #include <algorithm>
+#include <regex>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -268,7 +269,15 @@ Settings Settings::load(const EnvMap& env) {
                                           " bytes; allowed: at least 32 bytes (e.g. `openssl rand -hex 32`)");
     s.jwt_secret = *v;
   }
-  if (const auto* v = find(env, "CORS_ORIGINS")) s.cors_origins = split_list(*v);
+  if (const auto* v = find(env, "CORS_ORIGINS")) {
+    s.cors_origins = split_list(*v);
+    // A browser sends its Origin as scheme://host[:port], nothing after: an entry with a
+    // path or a trailing slash would never match, so it is refused here.
+    static const std::regex origin(R"(https?://[^/\s?#*]+)");
+    for (const auto& o : s.cors_origins)
+      if (o != "*" && !std::regex_match(o, origin))
+        throw ConfigError("CORS_ORIGINS", "has \"" + o + "\"; allowed: * or origins such as https://tasks.example.com (scheme://host[:port], no path, no trailing slash), comma-separated");
+  }
   if (const auto* v = find(env, "ADMIN_EMAILS")) {
     for (auto email : split_list(*v)) {
       std::transform(email.begin(), email.end(), email.begin(), [](unsigned char c) { return std::tolower(c); });

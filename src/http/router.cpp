@@ -75,6 +75,22 @@ void Router::add(Route route, Handler handler) {
 }
 
 boost::asio::awaitable<Response> Router::dispatch(Request& req, std::string* route_label) const {
+  if (CorsPolicy::is_preflight(req)) {
+    if (route_label) *route_label = "preflight";
+    const auto path = req.raw_path.empty() ? split(req.path, false) : split(req.raw_path, true);
+    std::vector<std::string> methods;
+    for (std::size_t i = 0; i < routes_.size(); ++i)
+      if (matches(segments_[i], path)) methods.push_back(routes_[i].method);
+    std::sort(methods.begin(), methods.end());
+    methods.erase(std::unique(methods.begin(), methods.end()), methods.end());
+    co_return cors_.preflight(req, methods);
+  }
+  Response res = co_await route(req, route_label);
+  cors_.decorate(req, res);
+  co_return res;
+}
+
+boost::asio::awaitable<Response> Router::route(Request& req, std::string* route_label) const {
   if (route_label) *route_label = "unmatched";
   req.params.clear();
   req.user_id.clear();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "http/cors.hpp"
 #include "http/message.hpp"
 
 #include <utility>  // Boost 1.74's awaitable.hpp misses it
@@ -47,22 +48,30 @@ class Router final {
   /// outage to 503/507); nullopt leaves it a 500. Called on the handler's thread.
   using ErrorTranslator = std::function<std::optional<Response>(const std::exception&)>;
   void set_error_translator(ErrorTranslator t) { translator_ = std::move(t); }
+  /// Cross-origin calls (docs/api.md, "CORS"): answers preflights itself and adds the CORS
+  /// headers to every answer. Off (no header, preflights 403) until set.
+  void set_cors(CorsPolicy cors) { cors_ = std::move(cors); }
 
   /// Finds the route (404 when no pattern matches, 405 with Allow when only the method is
   /// wrong), authenticates when the route needs it, fills req.params / req.user_id, calls
   /// the handler. HttpError → problem response; another exception → the translator's
   /// response, else 500 (logged).
-  /// `route_label` receives the matched pattern (for metrics), or "unmatched".
+  /// `route_label` receives the matched pattern (for metrics), or "unmatched". A CORS
+  /// preflight is answered by the CorsPolicy (label "preflight"); every answer gets its
+  /// CORS headers.
   boost::asio::awaitable<Response> dispatch(Request& req, std::string* route_label = nullptr) const;
 
   const std::vector<Route>& routes() const noexcept { return routes_; }
 
  private:
+  boost::asio::awaitable<Response> route(Request& req, std::string* route_label) const;
+
   std::vector<Route> routes_;
   std::vector<Handler> handlers_;
   std::vector<std::vector<std::string>> segments_;  ///< routes_[i].pattern split at "/", once in add()
   Authenticator authenticator_;
   ErrorTranslator translator_;
+  CorsPolicy cors_;
 };
 
 }  // namespace taskstream::http

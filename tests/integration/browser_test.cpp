@@ -69,3 +69,23 @@ TEST(WebAssets, ModulesAreServedWithTheirTypeAndRevalidateWithEtags) {
   EXPECT_EQ(serve.call("GET", "/static/index.html").status, 404);
   EXPECT_EQ(serve.stop(), 0);
 }
+
+// CORS (docs/api.md, "CORS") as Chromium enforces it: a listed origin's page calls the API
+// (preflights included), an unlisted origin's page is refused and writes nothing. The serve's
+// metrics prove the preflights reached it and were answered both ways.
+TEST(WebCors, AListedOriginCallsTheApiAndAnUnlistedOneIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(itest::expect_browser());
+  const auto allowed_port = itest::free_port();
+  const std::string allowed = "http://localhost:" + std::to_string(allowed_port);
+  const std::string other = "http://localhost:" + std::to_string(allowed_port + 1);
+  itest::ServeProcess serve(std::map<std::string, std::string>{{"JWT_SECRET", kJwtSecret}, {"CORS_ORIGINS", allowed}});
+  ASSERT_TRUE(itest::wait_until([&] { return serve.call("GET", "/readyz").status == 200; }, 30s)) << serve.log();
+  const auto run = itest::run_browser_flow("cors.cjs", serve, {{"ALLOWED_ORIGIN", allowed}, {"OTHER_ORIGIN", other}});
+  EXPECT_EQ(run.status, 0) << run.out << "\n--- serve log ---\n" << serve.log();
+  EXPECT_NE(run.out.find("checks passed"), std::string::npos) << run.out;
+  std::printf("%s", run.out.c_str());
+  const auto metrics = serve.call("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("method=\"OPTIONS\",route=\"preflight\",status=\"204\""), std::string::npos) << "no preflight answered 204";
+  EXPECT_NE(metrics.find("method=\"OPTIONS\",route=\"preflight\",status=\"403\""), std::string::npos) << "no preflight refused";
+  EXPECT_EQ(serve.stop(), 0);
+}

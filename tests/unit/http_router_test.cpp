@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
@@ -322,4 +324,124 @@ TEST(HttpMessage, ResponseFactories) {
   EXPECT_EQ(n.status, 204);
   EXPECT_TRUE(n.body.empty());
   EXPECT_EQ(reason_phrase(404), "Not Found");
+}
+
+// ---- CORS (docs/api.md, "CORS")
+
+namespace {
+
+std::optional<std::string> cors_header(const Response& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers)
+    if (k == name) return v;
+  return std::nullopt;
+}
+
+Router cors_router(std::vector<std::string> origins) {
+  Router router;
+  router.add(open_route("GET", "/tasks/{id}"), echo("get"));
+  router.add(open_route("PATCH", "/tasks/{id}"), echo("patch"));
+  router.add(open_route("DELETE", "/tasks/{id}"), echo("delete"));
+  router.set_cors(CorsPolicy(std::move(origins)));
+  return router;
+}
+
+Request preflight(std::string path, std::string origin, std::string method, std::string headers = {}) {
+  auto r = make("OPTIONS", std::move(path));
+  r.headers.emplace_back("origin", std::move(origin));
+  r.headers.emplace_back("access-control-request-method", std::move(method));
+  if (!headers.empty()) r.headers.emplace_back("access-control-request-headers", std::move(headers));
+  return r;
+}
+
+}  // namespace
+
+TEST(HttpCors, PreflightFromAListedOriginNamesTheMethodsAndHeadersWithoutCredentials) {
+  const auto router = cors_router({"https://app.example.com"});
+  auto req = preflight("/tasks/t1", "https://app.example.com", "PATCH", "Content-Type, If-Match, authorization");
+  std::string label;
+  const auto res = dispatch(router, req, &label);
+  EXPECT_EQ(res.status, 204);
+  EXPECT_EQ(label, "preflight");
+  EXPECT_EQ(cors_header(res, "Access-Control-Allow-Origin"), "https://app.example.com");
+  EXPECT_EQ(cors_header(res, "Access-Control-Allow-Methods"), "DELETE, GET, PATCH");
+  const auto allowed = cors_header(res, "Access-Control-Allow-Headers").value_or("");
+  for (auto h : {"authorization", "content-type", "if-match", "x-request-id"}) EXPECT_NE(allowed.find(h), std::string::npos) << h;
+  EXPECT_EQ(cors_header(res, "Access-Control-Max-Age"), "600");
+  EXPECT_NE(cors_header(res, "Vary").value_or("").find("Origin"), std::string::npos);
+  EXPECT_FALSE(cors_header(res, "Access-Control-Allow-Credentials")) << "credentials stay off";
+}
+
+TEST(HttpCors, PreflightRefusalsAreProblemsNamingWhatWasRefused) {
+  const auto router = cors_router({"https://app.example.com"});
+  auto other = preflight("/tasks/t1", "https://evil.example.com", "DELETE");
+  auto res = dispatch(router, other);
+  EXPECT_EQ(res.status, 403);
+  EXPECT_EQ(res.content_type, "application/problem+json");
+  EXPECT_NE(body(res)["detail"].get<std::string>().find("https://evil.example.com"), std::string::npos);
+  EXPECT_FALSE(cors_header(res, "Access-Control-Allow-Origin"));
+
+  auto method = preflight("/tasks/t1", "https://app.example.com", "PUT");
+  res = dispatch(router, method);
+  EXPECT_EQ(res.status, 405);
+  EXPECT_EQ(cors_header(res, "Allow"), "DELETE, GET, PATCH");
+
+  auto path = preflight("/nowhere", "https://app.example.com", "GET");
+  EXPECT_EQ(dispatch(router, path).status, 404);
+
+  auto header = preflight("/tasks/t1", "https://app.example.com", "GET", "X-Secret");
+  res = dispatch(router, header);
+  EXPECT_EQ(res.status, 403);
+  EXPECT_NE(body(res)["detail"].get<std::string>().find("x-secret"), std::string::npos);
+
+  auto null_origin = preflight("/tasks/t1", "null", "GET");
+  EXPECT_EQ(dispatch(router, null_origin).status, 403);
+}
+
+TEST(HttpCors, AnswersCarryAllowOriginForListedOriginsAndVaryAlways) {
+  const auto router = cors_router({"https://app.example.com"});
+  auto listed = make("GET", "/tasks/t1");
+  listed.headers.emplace_back("origin", "https://app.example.com");
+  auto res = dispatch(router, listed);
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(cors_header(res, "Access-Control-Allow-Origin"), "https://app.example.com");
+  EXPECT_NE(cors_header(res, "Access-Control-Expose-Headers").value_or("").find("ETag"), std::string::npos);
+  EXPECT_EQ(cors_header(res, "Vary"), "Origin");
+  EXPECT_FALSE(cors_header(res, "Access-Control-Allow-Credentials"));
+
+  auto unlisted = make("GET", "/tasks/t1");
+  unlisted.headers.emplace_back("origin", "https://evil.example.com");
+  res = dispatch(router, unlisted);
+  EXPECT_EQ(res.status, 200) << "the server answers; the browser withholds it from the page";
+  EXPECT_FALSE(cors_header(res, "Access-Control-Allow-Origin"));
+  EXPECT_EQ(cors_header(res, "Vary"), "Origin");
+
+  // Errors too: a page must be able to read the problem it caused.
+  auto missing = make("GET", "/nowhere");
+  missing.headers.emplace_back("origin", "https://app.example.com");
+  res = dispatch(router, missing);
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(cors_header(res, "Access-Control-Allow-Origin"), "https://app.example.com");
+}
+
+TEST(HttpCors, StarAllowsAnyOriginWithTheWildcard) {
+  const auto router = cors_router({"*"});
+  auto req = preflight("/tasks/t1", "https://anywhere.example", "DELETE");
+  auto res = dispatch(router, req);
+  EXPECT_EQ(res.status, 204);
+  EXPECT_EQ(cors_header(res, "Access-Control-Allow-Origin"), "*");
+  auto get = make("GET", "/tasks/t1");
+  get.headers.emplace_back("origin", "https://anywhere.example");
+  EXPECT_EQ(cors_header(dispatch(router, get), "Access-Control-Allow-Origin"), "*");
+}
+
+TEST(HttpCors, OffWithoutOriginsAndPlainOptionsStaysMethodNotAllowed) {
+  const auto router = cors_router({});
+  auto get = make("GET", "/tasks/t1");
+  get.headers.emplace_back("origin", "https://app.example.com");
+  const auto res = dispatch(router, get);
+  EXPECT_TRUE(res.headers.empty()) << "no CORS header at all when CORS_ORIGINS is empty";
+  auto pre = preflight("/tasks/t1", "https://app.example.com", "GET");
+  EXPECT_EQ(dispatch(router, pre).status, 403);
+  auto options = make("OPTIONS", "/tasks/t1");  // not a preflight: no Access-Control-Request-Method
+  EXPECT_EQ(dispatch(router, options).status, 405);
 }

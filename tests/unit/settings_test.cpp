@@ -290,3 +290,13 @@ TEST(Dotenv, EnvironmentWinsOverFile) {
   std::filesystem::remove_all(dir);
   EXPECT_TRUE(config::read_dotenv_file("/nonexistent/.env").empty());
 }
+
+TEST(Settings, CorsOriginsAreOriginsOrStar) {
+  EXPECT_EQ(Settings::load({{"CORS_ORIGINS", "*"}}).cors_origins, (std::vector<std::string>{"*"}));
+  EXPECT_EQ(Settings::load({{"CORS_ORIGINS", "https://tasks.example.com,http://localhost:5173"}}).cors_origins,
+            (std::vector<std::string>{"https://tasks.example.com", "http://localhost:5173"}));
+  expect_error({{"CORS_ORIGINS", "https://tasks.example.com/"}}, "CORS_ORIGINS", "no trailing slash");
+  expect_error({{"CORS_ORIGINS", "tasks.example.com"}}, "CORS_ORIGINS", "tasks.example.com");
+  expect_error({{"CORS_ORIGINS", "https://a.example.com/app"}}, "CORS_ORIGINS");
+  expect_error({{"CORS_ORIGINS", "https://*.example.com"}}, "CORS_ORIGINS");
+}
