@@ -1,4 +1,4 @@
-// taskstream: one binary, a subcommand per process kind (SPEC section 1).
+// taskstream: one binary, a subcommand per process kind (README.md, "Commands").
 
 #include <CLI/CLI.hpp>
 
@@ -67,7 +67,13 @@ int main(int argc, char** argv) {
   dlq_redrive->add_option("--filter", dlq_filter, "FIELD=VALUE: reason=bad_json, error_class=..., key=USER or any header");
   dlq_redrive->add_flag("--dry-run", dlq_dry_run, "Count what would be sent; send and remember nothing");
 
-  CLI11_PARSE(app, argc, argv);
+  // Exit codes (README, "Commands"): 0 done (--help too), 1 a Kafka error, 2 a bad setting or
+  // argument. CLI11's own codes (104-106 ...) would say nothing a script can rely on.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   config::Settings settings;
   try {

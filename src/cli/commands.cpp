@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <stdexcept>
 
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
@@ -147,8 +149,15 @@ void record_action(const config::Settings& s, const std::string& topic, const st
 }  // namespace
 
 int dlq_redrive(const config::Settings& s, const std::string& topic, const std::string& filter, bool dry_run) {
+  std::optional<kafka::DeadLetterFilter> parsed;
+  try {
+    parsed.emplace(filter);
+  } catch (const std::invalid_argument& e) {  // a bad argument: exit 2, before any connection
+    std::cerr << "taskstream dlq redrive: " << e.what() << "\n";
+    return 2;
+  }
   return guarded("dlq redrive", [&] {
-    kafka::DeadLetterFilter f(filter);
+    const auto& f = *parsed;
     // A run that fails says so on stderr to the one who ran it; a run that went is logged.
     auto r = kafka::redrive(s, topic, f, dry_run, [](const kafka::RedriveResult& p) {
       std::cerr << "... " << p.seen << " read, " << p.matched << " matched, " << p.sent << " sent\n";

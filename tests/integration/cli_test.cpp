@@ -111,6 +111,22 @@ TEST(Cli, ClearErrorsForAMissingTopicAnUnreachableBrokerAndABadSetting) {
   EXPECT_EQ(bad.out, "taskstream: configuration error: HTTP_PORT: 'eighty' is not a whole number; allowed: 1..65535\n");
 }
 
+// README, "Commands": exit 2 for a bad argument, whatever part of the command line is wrong;
+// --help is 0. No broker is needed: each is refused before any connection.
+TEST(Cli, BadArgumentsExitTwoWithTheReasonAndHelpExitsZero) {
+  const std::string nowhere = "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1";
+  for (const std::string args : {"bogus", "tail", "tail task-events --max-messages abc", "tail task-events --no-such-option",
+                                 "dlq redrive task-events --filter nonsense", "dlq redrive task-events --filter =x",
+                                 "serve --consumers nonsense", "topics describe a b c"}) {
+    auto r = run(nowhere, args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.out;
+    EXPECT_FALSE(r.out.empty()) << args << ": the reason is printed";
+    EXPECT_EQ(r.out.find("KAFKA_BOOTSTRAP_SERVERS"), std::string::npos) << args << ": refused before connecting: " << r.out;
+  }
+  EXPECT_EQ(run(nowhere, "--help").exit_code, 0);
+  EXPECT_EQ(run(nowhere, "dlq redrive --help").exit_code, 0);
+}
+
 TEST(Cli, ConfigMasksSecrets) {
   auto r = run("KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=PLAIN KAFKA_SASL_USERNAME=u KAFKA_SASL_PASSWORD=topsecret-pw", "config");
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -162,5 +178,7 @@ TEST(Cli, DlqListShowsReasonsAndRedriveSendsBackOnlyWhatMatchesOnce) {
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[0], (std::pair<std::string, std::string>{"user-2", "e-user-2"}));
   EXPECT_EQ(back[1], (std::pair<std::string, std::string>{"user-3", "e-user-3"}));
-  EXPECT_EQ(run(bootstrap_env(), "dlq redrive " + topic + " --filter nonsense").exit_code, 1);
+  auto bad_filter = run(bootstrap_env(), "dlq redrive " + topic + " --filter nonsense");
+  EXPECT_EQ(bad_filter.exit_code, 2) << "a bad argument, not a Kafka error: " << bad_filter.out;
+  EXPECT_NE(bad_filter.out.find("--filter takes FIELD=VALUE"), std::string::npos) << bad_filter.out;
 }
