@@ -1,7 +1,8 @@
 #pragma once
 // The first step of every consumer: parse each message of a batch into its event type and
 // dead-letter the ones that do not parse (bad JSON, wrong schema, unknown type) with the
-// parser's reason, so the handler only ever sees valid events.
+// parser's reason, or whose key names another user than the event (`key_mismatch`,
+// docs/events.md), so the handler only ever sees valid events.
 
 #include <future>
 #include <optional>
@@ -36,6 +37,15 @@ struct ParsedBatch {
   }
 };
 
+/// A message key as it may be shown in a dead letter's detail: at most 64 bytes, control
+/// characters as '?'.
+inline std::string printable_key(std::string_view key) {
+  std::string out(key.substr(0, 64));
+  for (auto& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return key.size() > 64 ? out + "..." : out;
+}
+
 /// parse_events (below) without a context: pure, so it may run ahead of the handler
 /// (ConsumerOptions::prepare).
 template <typename Parse>
@@ -58,6 +68,15 @@ auto parse_batch(std::span<const kafka::Message> batch, Parse&& parse) {
         out[i].emplace(parse(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset()}));
       } catch (const events::EventError& e) {
         failed[i] = ParseFailure{std::string(e.reason()), e.what()};
+        continue;
+      }
+      // Events are keyed by their user (per-user order rests on it): a key naming someone
+      // else is a producer's bug or a forgery, never applied. A message without a key (a
+      // hand-made one, e.g. kcat -P) is accepted; it has no order with the user's others.
+      if (!m.key().empty() && m.key() != out[i]->user_id) {
+        failed[i] = ParseFailure{"key_mismatch", "message key \"" + printable_key(m.key()) + "\" is not the event's user_id \"" +
+                                                     out[i]->user_id + "\""};
+        out[i].reset();
       }
     }
   };

@@ -56,8 +56,12 @@ TEST(KafkaRealBroker, PoisonMessagesGoToTheDlqWithTheirReason) {
       good_event(user, 3),
       R"({"type":"task_exploded","user_id":"user-dlq","task_id":"0b7e7a43-3c4c-4e1e-9d8f-4c8f8ad2b2a1","timestamp":"2026-11-27T12:00:00Z","task_data":{}})",
       good_event(user, 4),
+      good_event(user, 5),  // sent with another user's key: key_mismatch
   };
-  for (const auto& p : payloads) ASSERT_TRUE(producer.send({topic, user, p, {}, std::nullopt}).get().ok());
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    const std::string key = i + 1 == payloads.size() ? "someone-else" : user;
+    ASSERT_TRUE(producer.send({topic, key, payloads[i], {}, std::nullopt}).get().ok());
+  }
 
   std::mutex mutex;
   std::vector<std::int64_t> handled_seqs;
@@ -75,13 +79,17 @@ TEST(KafkaRealBroker, PoisonMessagesGoToTheDlqWithTheirReason) {
   runner.stop();
 
   EXPECT_EQ(handled_seqs, (std::vector<std::int64_t>{1, 2, 3, 4}));
-  auto dead = read_dlq(s, topic, 3);
-  ASSERT_EQ(dead.size(), 3u);
+  auto dead = read_dlq(s, topic, 4);
+  ASSERT_EQ(dead.size(), 4u);
   EXPECT_EQ(dead[0].payload, "{not json");
   EXPECT_EQ(dead[0].headers["dlq.reason"], "bad_json");
   EXPECT_EQ(dead[1].headers["dlq.reason"], "schema");
   EXPECT_NE(dead[1].headers["dlq.detail"].find("task_id"), std::string::npos) << dead[1].headers["dlq.detail"];
   EXPECT_EQ(dead[2].headers["dlq.reason"], "unknown_type");
+  EXPECT_EQ(dead[3].headers["dlq.reason"], "key_mismatch");
+  EXPECT_EQ(dead[3].headers["dlq.error_class"], "permanent");
+  EXPECT_EQ(dead[3].payload, payloads.back()) << "dead-lettered as it came";
+  EXPECT_NE(dead[3].headers["dlq.detail"].find("someone-else"), std::string::npos) << dead[3].headers["dlq.detail"];
   for (const auto& d : dead) {
     EXPECT_EQ(d.headers.at("dlq.source_topic"), topic);
     EXPECT_EQ(d.headers.at("dlq.source_partition"), "0");
@@ -90,6 +98,7 @@ TEST(KafkaRealBroker, PoisonMessagesGoToTheDlqWithTheirReason) {
   EXPECT_EQ(dead[0].headers["dlq.source_offset"], "1");
   EXPECT_EQ(dead[1].headers["dlq.source_offset"], "3");
   EXPECT_EQ(dead[2].headers["dlq.source_offset"], "5");
+  EXPECT_EQ(dead[3].headers["dlq.source_offset"], "7");
 }
 
 TEST(KafkaRealBroker, HandlerThatKeepsFailingIsRetriedThenDeadLettered) {

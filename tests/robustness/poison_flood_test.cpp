@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kGood = 10000, kPoisonEach = 1000;
-const std::vector<std::string> kPoisonKinds{"bad_json", "schema", "unknown_type", "empty", "utf8", "oversized"};
+const std::vector<std::string> kPoisonKinds{"bad_json", "schema", "unknown_type", "empty", "utf8", "oversized", "key_mismatch"};
 
 /// The poison message of `kind`, and the dlq.reason it must get.
 std::pair<std::string, std::string> poison(const std::string& kind, const std::string& topic_kind) {
@@ -40,6 +40,19 @@ std::pair<std::string, std::string> poison(const std::string& kind, const std::s
             topic_kind == "task" ? "unknown_type" : "schema"};
   if (kind == "empty") return {"", "bad_json"};
   if (kind == "utf8") return {"{\"type\":\"task_created\",\"user_id\":\"\xff\xfe\"}", "bad_json"};
+  if (kind == "key_mismatch") {  // a valid event of another user than the key (each user's own)
+    if (topic_kind == "task")
+      return {events::serialize(events::TaskEvent{events::new_event_id(), "task_updated", "updated", events::now_rfc3339(), "someone-else",
+                                                  events::new_event_id(), 1, json{{"forged", true}}}),
+              "key_mismatch"};
+    events::NotificationRequest r;
+    r.event_id = events::new_event_id();
+    r.user_id = "someone-else";
+    r.type = "deadline_reminder";
+    r.title = "forged";
+    r.message = "m";
+    return {events::serialize(r), "key_mismatch"};
+  }
   return {"{\"pad\":\"" + std::string(70 * 1024, 'x') + "\"}", "oversized"};
 }
 
