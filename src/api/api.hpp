@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP API of SPEC section 4: handlers over the store, the token codec and the relay.
+// The HTTP API of docs/api.md: handlers over the store, the token codec and the relay.
 // Handlers run on the server's threads and send every blocking call (database, password
 // hashing, Kafka checks) to `blocking_pool`.
 

@@ -1,5 +1,5 @@
 #pragma once
-// Prometheus metrics of the serving process (SPEC section 8): requests and latency by
+// Prometheus metrics of the serving process (docs/operations.md, "Metrics"): requests and latency by
 // route and status, outbox figures. Thread-safe; observe() is cheap (one mutex, no I/O).
 
 #include <array>

@@ -186,7 +186,7 @@ const std::map<std::string, json>& operations() {
                                         {"responses", {{"200", {{"description", "The file"}}}, {"304", {{"description", "Not modified (If-None-Match)"}}},
                                                        {"404", problem("No such file")}}}};
     m["GET /ws"] = {{"summary", "WebSocket upgrade: Authorization: Bearer <token> or subprotocols [\"bearer\", <token>]; "
-                                "frames as in SPEC section 6"},
+                                "frames as in docs/websocket.md"},
                     {"security", json::array()},
                     {"responses", {{"101", {{"description", "Switching protocols"}}}, {"401", problem("Missing, bad or expired token")},
                                    {"403", problem("Foreign Origin")}, {"426", problem("Not a WebSocket upgrade")},

@@ -1,4 +1,4 @@
-// Handlers of SPEC section 4: accounts and tokens, tasks, health, metrics, OpenAPI.
+// Handlers of docs/api.md: accounts and tokens, tasks, health, metrics, OpenAPI.
 
 #include <spdlog/spdlog.h>
 

@@ -126,7 +126,7 @@ void register_web_routes(http::Router& router) {
     if (it == assets->end()) co_return Response::problem(404, "no such file");
     co_return asset_response(req, it->second);
   });
-  router.add({"GET", "/ws", false, "WebSocket upgrade (SPEC section 6)"}, [](Request&) -> awaitable<Response> {
+  router.add({"GET", "/ws", false, "WebSocket upgrade (docs/websocket.md)"}, [](Request&) -> awaitable<Response> {
     Response r = Response::problem(426, "GET /ws is a WebSocket endpoint: send Connection: Upgrade, Upgrade: websocket");
     r.headers.emplace_back("Upgrade", "websocket");
     co_return r;

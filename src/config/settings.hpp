@@ -1,5 +1,5 @@
 #pragma once
-// Settings: every variable of SPEC section 2, loaded once at start-up.
+// Settings: every variable of docs/configuration.md, loaded once at start-up.
 //
 // Lifecycle: built by Settings::load() and then read-only; safe to share between threads.
 // Errors: load() throws ConfigError whose what() is one line naming the variable and what
@@ -102,7 +102,7 @@ struct Settings {
   int email_max_attempts = 8;
   std::int64_t email_retry_initial_ms = 1000;
   std::int64_t email_retry_max_ms = 30'000;
-  // WebSocket (SPEC section 6)
+  // WebSocket (docs/websocket.md)
   int ws_send_queue_max = 1024;      ///< frames waiting per socket; beyond it the socket is closed
   int ws_max_sockets_per_user = 16;  ///< per instance; one more is refused with 429
   /// Published outbox rows are kept this long: a WebSocket resume from further back answers

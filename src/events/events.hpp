@@ -1,6 +1,6 @@
 #pragma once
 
-// Event types carried on the three taskstream topics (SPEC section 3) and their
+// Event types carried on the three taskstream topics (docs/events.md) and their
 // strict-but-forgiving parsers. Strict: every field we rely on is type-checked so a
 // malformed message is rejected with a reason fit for a DLQ header instead of blowing
 // up deeper in a consumer. Forgiving: messages produced by the seed's Python code

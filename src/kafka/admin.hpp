@@ -68,7 +68,7 @@ struct EnsureResult {
   std::vector<std::string> mismatched;
 };
 
-/// The three topics of SPEC section 3 and their `.dlq` twins, from the settings.
+/// The three topics of docs/events.md and their `.dlq` twins, from the settings.
 std::vector<TopicSpec> service_topics(const config::Settings& s);
 /// The names of the three topics alone (task events, task updates, notification requests).
 std::vector<std::string> service_topic_names(const config::Settings& s);

@@ -53,7 +53,7 @@ class Message final {
   std::string_view topic_;
 };
 
-/// The headers every event carries (SPEC section 3).
+/// The headers every event carries (docs/events.md).
 Headers event_headers(std::string_view event_id, std::string_view event_type, std::string_view traceparent = {});
 
 }  // namespace taskstream::kafka

@@ -1,5 +1,5 @@
 #pragma once
-// The events of a task change, as outbox records (SPEC section 3): one on task-events
+// The events of a task change, as outbox records (docs/events.md): one on task-events
 // (audit trail, the whole task) and one on task-updates (live sync, what changed), both
 // keyed by the user and carrying the change's per-user seq.
 

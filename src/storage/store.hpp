@@ -1,6 +1,6 @@
 #pragma once
 // Storage: users, tasks, the transactional outbox, the audit trail and notifications, behind one interface with a SQLite
-// and a PostgreSQL backend (SPEC sections 4 and 5).
+// and a PostgreSQL backend (docs/api.md, docs/guarantees.md).
 //
 // Every method is one transaction. A task change, the next per-user `seq` and the outbox
 // rows of its events commit together or not at all.

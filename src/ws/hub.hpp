@@ -1,5 +1,5 @@
 #pragma once
-// The WebSocket hub (SPEC section 6): `GET /ws` sessions and the per-instance consumer that
+// The WebSocket hub (docs/websocket.md): `GET /ws` sessions and the per-instance consumer that
 // feeds them. Modelled on Boost.Beast's chat-multi example (a shared state holding weak
 // references to sessions, each session with its own send queue), with two additions:
 //

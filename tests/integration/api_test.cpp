@@ -1,4 +1,4 @@
-// The HTTP API of SPEC section 4 through a real `taskstream serve` (SQLite, real broker):
+// The HTTP API of docs/api.md through a real `taskstream serve` (SQLite, real broker):
 // accounts and tokens, task routes, ownership, validation, and the events each change
 // puts on Kafka through the outbox.
 

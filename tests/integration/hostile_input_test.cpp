@@ -1,4 +1,4 @@
-// Bad input on every route of SPEC section 4, through a real `taskstream serve`: malformed
+// Bad input on every route of docs/api.md, through a real `taskstream serve`: malformed
 // JSON, wrong types, huge strings, deep nesting, invalid UTF-8, bodies over the limit, bad
 // query parameters and path ids, unknown routes and wrong methods, malformed HTTP, and a
 // slow-loris client. Each gets a clear 4xx with a problem+json body (where there is an HTTP

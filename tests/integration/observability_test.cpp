@@ -1,4 +1,4 @@
-// Operations (SPEC section 8): /metrics figures move as requests, events and consumed
+// Operations (docs/operations.md, "Metrics"): /metrics figures move as requests, events and consumed
 // messages go by; LOG_FORMAT=json gives one object a line with request and event ids; a
 // request's traceparent travels into its events' Kafka headers and the consumers' logs.
 

@@ -1,4 +1,4 @@
-// Settings: every variable of SPEC section 2 with its default, every kind of bad value.
+// Settings: every variable of docs/configuration.md with its default, every kind of bad value.
 
 #include <gtest/gtest.h>
 

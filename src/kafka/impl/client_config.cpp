@@ -44,7 +44,7 @@ Properties producer_properties(const config::Settings& s, const std::string& boo
   Properties p = common_properties(s, bootstrap);
   p.insert(p.end(), {
                         {"client.id", o.client_id},
-                        // No duplicates and no reordering on retry: the guarantees of SPEC section 5.
+                        // No duplicates and no reordering on retry: the guarantees of docs/guarantees.md.
                         {"enable.idempotence", "true"},
                         {"acks", "all"},
                         {"max.in.flight.requests.per.connection", "5"},
