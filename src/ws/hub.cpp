@@ -17,6 +17,7 @@
 #include <random>
 
 #include "events/events.hpp"
+#include "ws/client_message.hpp"
 #include "ws/sequencer.hpp"
 
 namespace taskstream::ws {
@@ -140,24 +141,24 @@ class Session final : public std::enable_shared_from_this<Session> {
     if (ec) return finish(ec);
     const auto text = beast::buffers_to_string(in_.data());
     in_.consume(in_.size());
-    const auto msg = json::parse(text, nullptr, false);
-    if (msg.is_object() && msg.value("type", "") == "resume") {
-      const auto it = msg.find("last_seq");
-      if (it != msg.end() && it->is_number_integer() && it->get<std::int64_t>() >= 0) {
-        if (sequencer_ && !closed_) apply(sequencer_->on_resume(it->get<std::int64_t>()));
-      } else {
-        send_error("resume needs last_seq, an integer >= 0");
-      }
-    } else if (msg.is_object() && msg.value("type", "") == "ping") {
-      enqueue(std::make_shared<const std::string>(R"({"type":"pong"})"));
-    } else {
-      send_error("unknown message; expected {\"type\":\"resume\",\"last_seq\":N}");
+    // A client's message never throws here: an exception out of this handler would end the
+    // io_context thread (it once did, for {"type":5}: json::value on a non-string).
+    switch (const auto msg = parse_client_message(text); msg.kind) {
+      case ClientMessage::Kind::resume:
+        if (sequencer_ && !closed_) apply(sequencer_->on_resume(msg.last_seq));
+        break;
+      case ClientMessage::Kind::ping:
+        enqueue(std::make_shared<const std::string>(R"({"type":"pong"})"));
+        break;
+      case ClientMessage::Kind::error:
+        send_error(msg.detail);
+        break;
     }
     read();
   }
 
   void send_error(const std::string& detail) {
-    enqueue(std::make_shared<const std::string>(json{{"type", "error"}, {"detail", detail}}.dump()));
+    enqueue(std::make_shared<const std::string>(error_frame(detail)));
   }
 
   // -- the seq stream: ws::Sequencer decides, the session sends and reads

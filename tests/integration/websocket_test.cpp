@@ -104,6 +104,41 @@ TEST(WebSocket, ThousandRapidUpdatesArriveInOrderWithNoGap) {
   EXPECT_EQ(serve.stop(), 0);
 }
 
+// What a client sends is never trusted (docs/websocket.md, "Client messages"): each bad
+// message gets an error frame and the socket, and the server, go on. `{"type":5}` used to
+// throw out of the session's read handler and end serve (json::value on a non-string).
+TEST(WebSocket, BadClientMessagesGetErrorFramesAndTheSocketGoesOn) {
+  itest::ServeProcess serve;
+  wait_ready(serve);
+  auto [user, token] = serve.new_user("ws-garbage");
+  itest::WsClient ws(serve.port(), bearer(token));
+  ASSERT_EQ(ws.status(), 101);
+  const std::vector<std::string> bad{R"({"type":5})", R"({"type":"resume","last_seq":"x"})", R"({"type":"resume","last_seq":-1})",
+                                     R"({"type":"resume","last_seq":18446744073709551615})", R"({"type":"resume"})", "not json",
+                                     "[]", R"({"type":null})", std::string(100, '[')};
+  for (const auto& text : bad) ws.send_text(text);
+  ws.send_text(R"({"type":"ping"})");
+  std::size_t errors = 0;
+  bool pong = false;
+  while (!pong) {
+    auto f = ws.next(10s);
+    ASSERT_TRUE(f.has_value()) << "the socket ended or went silent after " << errors << " error frames: " << serve.log();
+    if ((*f)["type"] == "error") {
+      ++errors;
+      EXPECT_TRUE((*f)["detail"].is_string());
+    } else if ((*f)["type"] == "pong") {
+      pong = true;
+    }
+  }
+  EXPECT_EQ(errors, bad.size()) << "one error frame per bad message, in order, before the pong";
+  new_task(serve, token);
+  auto frames = task_frames(ws, 1);
+  ASSERT_EQ(frames.size(), 1u) << "live updates go on after the bad messages";
+  EXPECT_EQ(frames[0]["type"], "task_created");
+  EXPECT_EQ(serve.call("GET", "/healthz").status, 200);
+  EXPECT_EQ(serve.stop(), 0);
+}
+
 // The client changes a task the moment it holds its 101, again and again on new sockets:
 // each socket gets that change. (The session used to read the user's seq only after the
 // handshake; a change committed in between counted as already seen and never came: under

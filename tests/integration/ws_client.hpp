@@ -80,6 +80,13 @@ class WsClient final {
     ws_.write(boost::asio::buffer(j.dump()));
   }
 
+  /// Sends `text` as it is (a text frame; need not be JSON).
+  void send_text(const std::string& text) {
+    std::lock_guard lock(write_mutex_);
+    ws_.text(true);
+    ws_.write(boost::asio::buffer(text));
+  }
+
   /// Starts the thread that reads frames into the inbox (next() starts it if needed; a
   /// test that wants a client that does not read simply does not call next()).
   void start_reading() {
