@@ -31,7 +31,7 @@ struct ApiContext {
   storage::Store& store;
   boost::asio::thread_pool& blocking_pool;
   const auth::JwtCodec& jwt;
-  outbox::Relay* relay = nullptr;            ///< woken after each committed change
+  outbox::Relay* relay = nullptr;            ///< its figures for /admin/outbox
   std::function<bool()> kafka_ready;          ///< blocking; null when Kafka is disabled
   Metrics* metrics = nullptr;                 ///< for /metrics
   /// The WebSocket hub has its partitions; null where no hub runs (the worker).
@@ -43,6 +43,9 @@ struct ApiContext {
   /// Runs the /admin routes' blocking Kafka work (reading a DLQ, redrive); never the DB's pool.
   /// Null: blocking_pool does it.
   boost::asio::thread_pool* kafka_pool = nullptr;
+  /// Called after each committed change (wakes the relay); null: nothing to wake. A function,
+  /// not the relay, so the task routes depend on no Kafka code.
+  std::function<void()> wake_relay = {};
 };
 
 /// The role every /admin route requires; tokens of ADMIN_EMAILS accounts carry it.
@@ -56,8 +59,13 @@ std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user);
 /// other exception (a 500).
 std::optional<http::Response> storage_outage_response(const std::exception& e);
 
-/// Adds every route of section 4 this build serves, and the authenticator.
+/// Every route `serve` answers: register_user_routes, register_admin_routes and
+/// register_web_routes (src/api/api.cpp).
 void register_routes(http::Router& router, ApiContext& ctx);
+/// The routes of docs/api.md for users (accounts, tokens, tasks, notifications) and the
+/// operations routes, with the authenticator, the error translator and CORS. Needs no Kafka
+/// code (the fuzzer, fuzz/fuzz_api.cpp, builds it alone).
+void register_user_routes(http::Router& router, ApiContext& ctx);
 /// The operators' JSON API under /admin (every route needs the operator role).
 void register_admin_routes(http::Router& router, ApiContext& ctx);
 /// Only /healthz, /readyz, /metrics and /openapi.json (what `worker` serves).

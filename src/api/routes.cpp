@@ -12,7 +12,6 @@
 #include "auth/rate_limit.hpp"
 #include "events/events.hpp"
 #include "http/blocking.hpp"
-#include "outbox/relay.hpp"
 #include "outbox/task_events.hpp"
 #include "util/logging.hpp"
 
@@ -236,7 +235,7 @@ std::optional<Response> storage_outage_response(const std::exception& e) {
   return r;
 }
 
-void register_routes(http::Router& router, ApiContext& ctx) {
+void register_user_routes(http::Router& router, ApiContext& ctx) {
   router.set_error_translator(storage_outage_response);
   router.set_cors(http::CorsPolicy(ctx.settings.cors_origins));
   router.set_authenticator([&ctx](const Request& req) -> http::Principal {
@@ -252,7 +251,10 @@ void register_routes(http::Router& router, ApiContext& ctx) {
 
   // ---- accounts and tokens
   router.add({"POST", "/auth/register", false, "Register an account"}, [&ctx](Request& req) -> awaitable<Response> {
-    auto [email, password] = credentials(req);
+    // Not a structured binding: the lambdas below capture these (clang before 16 cannot).
+    const auto creds = credentials(req);
+    const std::string& email = creds.first;
+    const std::string& password = creds.second;
     check_email(email);
     if (utf8_length(password) < 8) throw HttpError(422, "password: must be at least 8 characters");
     if (password.size() > 1024) throw HttpError(422, "password: must be at most 1024 bytes");
@@ -283,7 +285,10 @@ void register_routes(http::Router& router, ApiContext& ctx) {
       spdlog::warn("login attempts from {} over the limit", req.remote);
       co_return too_many(d, "from this address");
     }
-    auto [email, password] = credentials(req);
+    // Not a structured binding: the lambdas below capture these (clang before 16 cannot).
+    const auto creds = credentials(req);
+    const std::string& email = creds.first;
+    const std::string& password = creds.second;
     if (auto d = limits->per_account.acquire(email); !d.allowed) {
       util::LogScope scope({.request_id = req.request_id});
       spdlog::warn("failed logins for one account over the limit");
@@ -324,7 +329,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     apply(t, f, t.created_at);
     auto factory = outbox::task_event_factory(ctx.settings, "task_created", traceparent_of(req));
     auto result = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.create_task(t, factory); });
-    if (ctx.relay) ctx.relay->wake();
+    if (ctx.wake_relay) ctx.wake_relay();
     co_return task_response(201, *result.task);
   });
 
@@ -391,7 +396,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
         throw HttpError(412, "If-Match: the task is at version " + std::to_string(result.task->version) + "; fetch it and retry");
       case storage::ChangeStatus::ok: break;
     }
-    if (result.seq > 0 && ctx.relay) ctx.relay->wake();
+    if (result.seq > 0 && ctx.wake_relay) ctx.wake_relay();
     co_return task_response(200, *result.task);
   };
 
@@ -417,7 +422,7 @@ void register_routes(http::Router& router, ApiContext& ctx) {
     auto factory = outbox::task_event_factory(ctx.settings, "task_deleted", traceparent_of(req));
     auto result = co_await http::offload(ctx.blocking_pool, [&] { return ctx.store.delete_task(req.user_id, id, factory); });
     if (result.status == storage::ChangeStatus::not_found) throw HttpError(404, "task not found");
-    if (ctx.relay) ctx.relay->wake();
+    if (ctx.wake_relay) ctx.wake_relay();
     co_return Response::no_content();
   });
 
@@ -489,8 +494,6 @@ void register_routes(http::Router& router, ApiContext& ctx) {
   });
 
   register_operations_routes(router, ctx);
-  register_admin_routes(router, ctx);
-  register_web_routes(router);
 }
 
 std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user) {

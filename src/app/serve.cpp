@@ -201,6 +201,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
                     [&] { return static_cast<double>(reminder_scheduler.passes()); });
 
   api::ApiContext ctx{settings, *store, blocking_pool, jwt, &relay, {}, &metrics};
+  ctx.wake_relay = [&relay] { relay.wake(); };
   // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads
   // of its own, so it never holds up the database calls of user requests.
   boost::asio::thread_pool kafka_pool(2);

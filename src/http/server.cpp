@@ -25,6 +25,7 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "http/wire.hpp"
 #include "util/logging.hpp"
 
 namespace taskstream::http {
@@ -36,87 +37,15 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-using BeastRequest = bhttp::request<bhttp::string_body>;
-using BeastResponse = bhttp::response<bhttp::string_body>;
-
-constexpr std::size_t kMaxRequestIdLength = 128;
 // After an error answer the client may still be sending a body we refused; read (and drop)
 // that much at most before closing, so the close does not reset the connection before the
 // client has read the answer.
 constexpr std::size_t kLingerDrainLimit = 8 << 20;
 constexpr std::chrono::seconds kLingerTimeout{2};
 
-std::string generate_request_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::uint64_t v = rng();
-  std::string id(16, '0');
-  for (auto& c : id) {
-    c = kHex[v & 0xf];
-    v >>= 4;
-  }
-  return id;
-}
-
-/// A client-sent id is echoed only when it is short, visible ASCII: it ends up in logs.
-bool acceptable_request_id(std::string_view id) {
-  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-}
-
-bool is_bodyless_status(int status) { return (status >= 100 && status < 200) || status == 204 || status == 304; }
-
-bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
-
-BeastResponse to_beast(Response res, unsigned version, bool keep_alive, const std::string& request_id) {
-  if (res.status < 100 || res.status > 599) {
-    util::LogScope scope({.request_id = request_id});
-    spdlog::error("handler answered with invalid status {}", res.status);
-    res = Response::problem(500, "internal server error");
-  }
-  BeastResponse msg;
-  msg.version(version);
-  msg.result(static_cast<unsigned>(res.status));
-  msg.set(bhttp::field::server, "taskstream");
-  for (auto& [name, value] : res.headers) {
-    // Handlers may echo client input into headers; a CR/LF there would split the response.
-    if (name.empty() || has_crlf(name) || has_crlf(value)) {
-      util::LogScope scope({.request_id = request_id});
-      spdlog::warn("dropped response header with CR/LF or an empty name");
-      continue;
-    }
-    msg.insert(name, value);
-  }
-  msg.set("X-Request-Id", request_id);
-  msg.keep_alive(keep_alive);
-  if (is_bodyless_status(res.status)) return msg;  // RFC 9110: no body, no Content-Length
-  if (!res.content_type.empty()) msg.set(bhttp::field::content_type, res.content_type);
-  msg.body() = std::move(res.body);
-  msg.content_length(msg.body().size());
-  return msg;
-}
-
 bool is_http_parse_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
          ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
-}
-
-/// Beast 1.74 hands out boost::string_view.
-std::string_view sv(beast::string_view s) noexcept { return {s.data(), s.size()}; }
-
-std::string lower(std::string_view s) {
-  std::string out{s};
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-void fill_request(const BeastRequest& msg, Request& req) {
-  req.method = std::string{msg.method_string()};
-  parse_target(sv(msg.target()), req);
-  req.headers.clear();
-  for (const auto& field : msg) req.headers.emplace_back(lower(sv(field.name_string())), std::string{sv(field.value())});
-  const auto id = sv(msg["X-Request-Id"]);
-  req.request_id = acceptable_request_id(id) ? std::string{id} : generate_request_id();
 }
 
 bool wants_upgrade(const BeastRequest& msg) {
