@@ -75,9 +75,12 @@ TEST(WebAssets, ModulesAreServedWithTheirTypeAndRevalidateWithEtags) {
 // metrics prove the preflights reached it and were answered both ways.
 TEST(WebCors, AListedOriginCallsTheApiAndAnUnlistedOneIsRefused) {
   ASSERT_NO_FATAL_FAILURE(itest::expect_browser());
+  // Two ports the kernel says are free (not port + 1: that one may be any socket's).
   const auto allowed_port = itest::free_port();
+  auto other_port = itest::free_port();
+  while (other_port == allowed_port) other_port = itest::free_port();
   const std::string allowed = "http://localhost:" + std::to_string(allowed_port);
-  const std::string other = "http://localhost:" + std::to_string(allowed_port + 1);
+  const std::string other = "http://localhost:" + std::to_string(other_port);
   itest::ServeProcess serve(std::map<std::string, std::string>{{"JWT_SECRET", kJwtSecret}, {"CORS_ORIGINS", allowed}});
   ASSERT_TRUE(itest::wait_until([&] { return serve.call("GET", "/readyz").status == 200; }, 30s)) << serve.log();
   const auto run = itest::run_browser_flow("cors.cjs", serve, {{"ALLOWED_ORIGIN", allowed}, {"OTHER_ORIGIN", other}});
