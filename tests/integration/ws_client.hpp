@@ -12,6 +12,8 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+
+#include <sys/socket.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -49,6 +51,7 @@ class WsClient final {
     namespace beast = boost::beast;
     auto& sock = beast::get_lowest_layer(ws_);
     sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    fd_ = sock.socket().native_handle();
     ws_.set_option(beast::websocket::stream_base::decorator([headers, subprotocols](beast::websocket::request_type& req) {
       for (const auto& [k, v] : headers) req.set(k, v);
       if (!subprotocols.empty()) {
@@ -69,9 +72,19 @@ class WsClient final {
   const std::string& subprotocol() const { return subprotocol_; }
 
   ~WsClient() {
-    boost::beast::error_code ec;
-    boost::beast::get_lowest_layer(ws_).socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-    if (reader_.joinable()) reader_.join();
+    // The reader thread may be inside ws_.read() (which closes the socket when it fails):
+    // touching the socket object from here would race it (ThreadSanitizer said so). Shutting
+    // the descriptor down wakes the read; the object itself stays the reader's.
+    if (reader_.joinable()) {
+      {
+        std::lock_guard lock(mutex_);
+        if (!ended_) ::shutdown(fd_, SHUT_RDWR);
+      }
+      reader_.join();
+    } else {
+      boost::beast::error_code ec;
+      boost::beast::get_lowest_layer(ws_).socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+    }
   }
 
   /// Call before next() starts the reader thread (a sync stream takes one caller at a time).
@@ -144,6 +157,7 @@ class WsClient final {
   std::condition_variable cv_;
   std::deque<nlohmann::json> inbox_;
   bool ended_ = false;
+  int fd_ = -1;  ///< the socket's descriptor, for the destructor's shutdown
 };
 
 }  // namespace taskstream::itest
