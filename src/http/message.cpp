@@ -1,6 +1,7 @@
 #include "http/message.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace taskstream::http {
@@ -121,6 +122,19 @@ std::string percent_decode(std::string_view text, bool plus_as_space) {
 }
 
 void parse_target(std::string_view target, Request& req) {
+  // RFC 9112 §3.2.2: a server must accept the absolute form ("http://host/path?q", what a
+  // proxy sends); the request is for its path and query. The Host header names the host.
+  auto scheme_is = [&](std::string_view scheme) {
+    return target.size() >= scheme.size() && std::equal(scheme.begin(), scheme.end(), target.begin(), [](char a, char b) {
+             return a == std::tolower(static_cast<unsigned char>(b));
+           });
+  };
+  if (scheme_is("http://") || scheme_is("https://")) {
+    const auto after_authority = target.find_first_of("/?#", target.find("//") + 2);
+    const std::string_view rest = after_authority == std::string_view::npos ? std::string_view{} : target.substr(after_authority);
+    if (rest.empty() || rest.front() != '/') return parse_target("/" + std::string(rest), req);  // "http://h?x" is "/?x"
+    target = rest;
+  }
   const auto q = target.find('?');
   std::string_view path = target.substr(0, q);
   // A fragment is never sent by browsers, but drop one rather than route on it.

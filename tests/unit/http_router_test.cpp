@@ -309,6 +309,22 @@ TEST(HttpMessage, ParseTargetDecodesPathAndQuery) {
   EXPECT_EQ(percent_decode("a+b"), "a+b");  // '+' is a space only in queries
 }
 
+// RFC 9112 §3.2.2: the absolute form routes on its path (it was a 404 for every route).
+TEST(HttpMessage, ParseTargetAcceptsTheAbsoluteForm) {
+  Request req;
+  parse_target("http://localhost:8000/tasks/a%20b?status=todo", req);
+  EXPECT_EQ(req.raw_path, "/tasks/a%20b");
+  EXPECT_EQ(req.path, "/tasks/a b");
+  EXPECT_EQ(req.query_param("status"), "todo");
+  parse_target("HTTPS://example.com", req);
+  EXPECT_EQ(req.path, "/");
+  parse_target("http://example.com?limit=5", req);
+  EXPECT_EQ(req.path, "/");
+  EXPECT_EQ(req.query_param("limit"), "5");
+  parse_target("httpx://example.com/a", req);  // not a scheme we serve: left as it is (no route matches)
+  EXPECT_EQ(req.path, "httpx://example.com/a");
+}
+
 TEST(HttpMessage, ResponseFactories) {
   auto p = Response::problem(422, "unknown field 'x'");
   EXPECT_EQ(p.content_type, "application/problem+json");
