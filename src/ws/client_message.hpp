@@ -1,5 +1,5 @@
 #pragma once
-// What a WebSocket client may send on /ws (docs/websocket.md, "Client messages"), parsed with
+// What a WebSocket client may send on /ws (docs/websocket.md, "Client → server"), parsed with
 // no I/O: `{"type":"resume","last_seq":N}` (N an integer >= 0), `{"type":"ping"}`, anything
 // else an error the hub answers with an error frame. Fuzzed by fuzz/fuzz_ws.cpp together with
 // the Sequencer it drives.

@@ -104,7 +104,7 @@ TEST(WebSocket, ThousandRapidUpdatesArriveInOrderWithNoGap) {
   EXPECT_EQ(serve.stop(), 0);
 }
 
-// What a client sends is never trusted (docs/websocket.md, "Client messages"): each bad
+// What a client sends is never trusted (docs/websocket.md, "Client → server"): each bad
 // message gets an error frame and the socket, and the server, go on. `{"type":5}` used to
 // throw out of the session's read handler and end serve (json::value on a non-string).
 TEST(WebSocket, BadClientMessagesGetErrorFramesAndTheSocketGoesOn) {
