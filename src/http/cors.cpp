@@ -10,18 +10,6 @@ namespace {
 constexpr std::string_view kExposed = "ETag, Location, Retry-After, X-Request-Id, WWW-Authenticate";
 constexpr std::string_view kMaxAgeSeconds = "600";
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
@@ -61,7 +49,7 @@ Response CorsPolicy::preflight(const Request& req, const std::vector<std::string
     return refuse(403, "CORS preflight: origin " + std::string(origin) +
                            (enabled() ? " is not in CORS_ORIGINS" : " refused: CORS_ORIGINS is empty (cross-origin calls are off)"));
   if (path_methods.empty()) return refuse(404, "CORS preflight: no route matches " + req.path);
-  const std::string method{trim(req.header("access-control-request-method").value_or(""))};
+  const std::string method{trim_ows(req.header("access-control-request-method").value_or(""))};
   if (std::find(path_methods.begin(), path_methods.end(), method) == path_methods.end()) {
     Response r = refuse(405, "CORS preflight: method " + method + " is not allowed for " + req.path);
     r.headers.emplace_back("Allow", join(path_methods));
@@ -71,7 +59,7 @@ Response CorsPolicy::preflight(const Request& req, const std::vector<std::string
   std::string_view asked = req.header("access-control-request-headers").value_or("");
   while (!asked.empty()) {
     const auto comma = asked.find(',');
-    const auto name = lower(trim(asked.substr(0, comma)));
+    const auto name = ascii_lower(trim_ows(asked.substr(0, comma)));
     if (!name.empty() && std::find(allowed.begin(), allowed.end(), name) == allowed.end())
       return refuse(403, "CORS preflight: request header " + name + " is not allowed");
     if (comma == std::string_view::npos) break;

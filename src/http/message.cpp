@@ -121,6 +121,18 @@ std::string percent_decode(std::string_view text, bool plus_as_space) {
   return out;
 }
 
+std::string ascii_lower(std::string_view s) {
+  std::string out{s};
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 void parse_target(std::string_view target, Request& req) {
   // RFC 9112 §3.2.2: a server must accept the absolute form ("http://host/path?q", what a
   // proxy sends); the request is for its path and query. The Host header names the host.

@@ -59,6 +59,11 @@ class HttpError : public std::runtime_error {
 /// The standard reason phrase of `status` ("Not Found"); "Unknown" for unlisted codes.
 std::string_view reason_phrase(int status);
 
+/// ASCII lower case (header names, tokens).
+std::string ascii_lower(std::string_view s);
+/// `s` without leading and trailing spaces and tabs (HTTP's optional whitespace).
+std::string_view trim_ows(std::string_view s);
+
 /// Decodes %XX escapes (and "+" as a space when `plus_as_space`, for query strings).
 /// Malformed escapes are kept as they are: a lenient decoder never fails a request.
 std::string percent_decode(std::string_view text, bool plus_as_space = false);

@@ -24,12 +24,6 @@ bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::strin
 /// Beast 1.74 hands out boost::string_view.
 std::string_view sv(boost::beast::string_view s) noexcept { return {s.data(), s.size()}; }
 
-std::string lower(std::string_view s) {
-  std::string out{s};
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 }  // namespace
 
 std::string generate_request_id() {
@@ -53,7 +47,7 @@ void fill_request(const BeastRequest& msg, Request& req) {
   req.method = std::string{msg.method_string()};
   parse_target(sv(msg.target()), req);
   req.headers.clear();
-  for (const auto& field : msg) req.headers.emplace_back(lower(sv(field.name_string())), std::string{sv(field.value())});
+  for (const auto& field : msg) req.headers.emplace_back(ascii_lower(sv(field.name_string())), std::string{sv(field.value())});
   const auto id = sv(msg["X-Request-Id"]);
   req.request_id = acceptable_request_id(id) ? std::string{id} : generate_request_id();
 }

@@ -14,14 +14,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 
-namespace {
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-}  // namespace
-
 bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& cors_origins) {
   if (origin.empty()) return true;
   if (!host.empty() && (origin == fmt::format("http://{}", host) || origin == fmt::format("https://{}", host))) return true;
@@ -34,8 +26,8 @@ UpgradeToken upgrade_token(const http::Request& req) {
   if (auto auth = req.header("authorization")) return {auth::bearer_token(*auth), false};
   if (auto proto = req.header("sec-websocket-protocol")) {
     const auto comma = proto->find(',');
-    if (comma != std::string_view::npos && trim(proto->substr(0, comma)) == "bearer")
-      return {std::string(trim(proto->substr(comma + 1))), true};
+    if (comma != std::string_view::npos && http::trim_ows(proto->substr(0, comma)) == "bearer")
+      return {std::string(http::trim_ows(proto->substr(comma + 1))), true};
   }
   return {};
 }
