@@ -26,14 +26,20 @@ run("keyboard", async (browser) => {
   }
   check((await focused(page)).id === "new-title", "after Enter adds a task, focus stays in the box");
 
-  // Leave the box; j/k move between rows (newest first: Delta, Charlie, Bravo, Alpha).
+  // Leave the box; j/k move between rows in the order shown (newest first; two tasks added in
+  // the same millisecond keep no particular order between them, so the test reads the order).
+  const order = await page.evaluate(() => [...document.querySelectorAll("#tasks > li[data-task-id] .title")].map((e) => e.textContent));
+  const created = await page.evaluate(() => [...window.taskstream.state.tasks.values()].map((t) => t.created_at.slice(17, 23)).sort().join(" "));
+  check(order.length === 4 && new Set(order).size === 4, `the four tasks are listed (${order.join(", ")}; created at seconds ${created})`);
+  const [first, second] = order;
   await page.keyboard.press("Tab");
   await page.keyboard.press("j");
-  check((await focused(page)).task === "Delta", "J goes to the first task");
+  check((await focused(page)).task === first, `J goes to the first task (${first})`);
   await page.keyboard.press("j");
   await page.keyboard.press("j");
   await page.keyboard.press("k");
-  check((await focused(page)).task === "Charlie", "J and K move down and up");
+  const afterJk = await focused(page);
+  check(afterJk.task === second, `J and K move down and up (focus on "${afterJk.task}" ${afterJk.control || afterJk.id}; rows: ${order.join(", ")})`);
   const outline = await page.evaluate(() => {
     const s = getComputedStyle(document.activeElement);
     return { style: s.outlineStyle, width: parseFloat(s.outlineWidth) };
@@ -42,12 +48,12 @@ run("keyboard", async (browser) => {
 
   // x completes; focus stays on it (All shows done tasks).
   await page.keyboard.press("x");
-  await row(page, "Charlie").locator(".complete:checked").waitFor();
-  check((await focused(page)).task === "Charlie" && (await focused(page)).control === "check", "X completes the task; focus stays on it");
+  await row(page, second).locator(".complete:checked").waitFor();
+  check((await focused(page)).task === second && (await focused(page)).control === "check", "X completes the task; focus stays on it");
   // s: next status.
   await page.keyboard.press("k");
   await page.keyboard.press("s");
-  await row(page, "Delta").locator(".chip.progress").waitFor();
+  await row(page, first).locator(".chip.progress").waitFor();
   check(true, "S moves the task to in progress");
 
   // e edits; Enter saves; focus back on the row's Edit button.
@@ -56,8 +62,34 @@ run("keyboard", async (browser) => {
   await page.keyboard.press("End");
   await page.keyboard.type(" (renamed)");
   await page.keyboard.press("Enter");
-  await row(page, "Delta (renamed)").waitFor();
-  check((await focused(page)).task === "Delta (renamed)" && (await focused(page)).control === "edit", "Enter saved; focus is on the task's Edit button");
+  await row(page, `${first} (renamed)`).waitFor();
+  check((await focused(page)).task === `${first} (renamed)` && (await focused(page)).control === "edit", "Enter saved; focus is on the task's Edit button");
+
+  // The answer to an add can come after the task arrived live: the user who moved on to a row
+  // meanwhile keeps the focus there (it once pulled the focus back to the box).
+  let held = null;
+  await page.route("**/tasks", async (route) => {
+    if (route.request().method() !== "POST") return route.continue();
+    const answer = await route.fetch();
+    await new Promise((r) => (held = r));
+    await route.fulfill({ response: answer });
+  });
+  await page.keyboard.press("n");
+  await page.keyboard.type("Echo");
+  await page.keyboard.press("Enter");
+  await row(page, "Echo").waitFor(); // live, before its answer
+  check(await until(() => held !== null), "the add's answer is held back while the task shows live");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("j");
+  const late = page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/tasks"));
+  held();
+  await late;
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 50)));
+  const afterLate = await focused(page);
+  check(afterLate.task === "Echo" && afterLate.control === "check", `a late answer to an add leaves the focus on the task the user moved to (${afterLate.task || afterLate.id})`);
+  await page.unroute("**/tasks");
+  await page.keyboard.press("j"); // back where the flow was: the renamed task's Edit button
+  await page.keyboard.press("Tab");
 
   // h opens the history; Escape closes it, back on the History button.
   await page.keyboard.press("h");
@@ -83,7 +115,7 @@ run("keyboard", async (browser) => {
   await page.keyboard.press("4");
   check((await page.getAttribute("[data-filter=done]", "aria-pressed")) === "true" && (await page.locator("#tasks > li").count()) === 1, "4 shows Done");
   await page.keyboard.press("1");
-  check((await page.locator("#tasks > li").count()) === 4, "1 shows All");
+  check((await page.locator("#tasks > li").count()) === 5, "1 shows All");
 
   // ? and b open their dialogs; focus returns to their buttons.
   await page.keyboard.press("?");

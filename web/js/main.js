@@ -22,7 +22,11 @@ function draw() {
   render(html`<${App} />`, root);
   const f = state.focus;
   state.focus = null;
-  if (f) {
+  // A request made "from" a place (an add whose answer came late) is dropped when the user has
+  // moved on meanwhile (to a row with J): an answer never pulls the focus away.
+  const from = f?.from === "row" ? `[data-task-id="${CSS.escape(f.id)}"]` : f?.from;
+  const movedOn = from && active && active.isConnected && active !== document.body && !active.closest(from);
+  if (f && !movedOn) {
     const el = f.selector
       ? document.querySelector(f.selector)
       : document.querySelector(`[data-task-id="${CSS.escape(f.id)}"] [data-control="${f.control}"]`);

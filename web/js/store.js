@@ -60,7 +60,9 @@ export function emit() {
   });
 }
 
-/// Keyboard focus after the next render: a task row's control, or a selector.
+/// Keyboard focus after the next render: a task row's control, or a selector. With `from` (a
+/// selector, or "row" for the target's own row), only if the focus is still inside it (or
+/// nowhere) by then: an answer that comes late never takes the focus from where the user went.
 export function focusNext(target) {
   state.focus = target;
   emit();
@@ -511,7 +513,9 @@ export async function addTask() {
     applyAnswer(task);
     // Empty the form, unless the user already typed the next task while this one was sent.
     if (boxHolds(body)) state.add = { ...emptyAdd(), expanded: state.add.expanded };
-    focusNext({ selector: "#new-title" });
+    // Back to the box for the next task, unless the user went elsewhere while this was sent
+    // (the task can show up live before its answer does).
+    focusNext({ selector: "#new-title", from: "#add-form" });
   } catch (err) {
     if (state.session !== session) return;
     const now = state.add;
@@ -654,7 +658,7 @@ async function send(d, body, version) {
     const task = await api.updateTask(d.id, body, version);
     applyAnswer(task);
     state.drafts.delete(d.id);
-    focusNext({ id: d.id, control: "edit" });
+    focusNext({ id: d.id, control: "edit", from: "row" });
   } catch (err) {
     d.saving = false;
     if (err.kind === "conflict") return openConflict(d);
