@@ -164,7 +164,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   kafka::Producer producer(settings, outbox::relay_producer_options());  // the relay's alone
   outbox::Relay relay(*store, producer);
   workers::Consumers consumers(settings, *store, consumer_names);
-  reminders::Scheduler reminder_scheduler(settings, *store, [&relay] { relay.wake(); });
+  reminders::Scheduler reminder_scheduler(settings, *store, *store, [&relay] { relay.wake(); });
   auth::JwtCodec jwt(*settings.jwt_secret);
   api::Metrics metrics;
   KafkaProbe probe(settings);

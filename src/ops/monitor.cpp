@@ -79,7 +79,7 @@ struct Monitor::Latest {
   std::optional<outbox::RelayStats> relay;
 };
 
-Monitor::Monitor(const config::Settings& settings, storage::Store& store, const outbox::Relay* relay, const api::Metrics* metrics,
+Monitor::Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const api::Metrics* metrics,
                  std::string instance_id, MonitorOptions options)
     : settings_(settings), store_(store), relay_(relay), metrics_(metrics), instance_id_(std::move(instance_id)), options_(options),
       latest_(std::make_unique<Latest>()), views_(build_views()) {}

@@ -29,7 +29,7 @@
 #include "config/settings.hpp"
 #include "kafka/admin.hpp"
 #include "outbox/relay.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 
 namespace taskstream::ops {
 
@@ -53,7 +53,7 @@ bool is_taskstream_group(const config::Settings& settings, std::string_view grou
 class Monitor final {
  public:
   /// `relay` and `metrics` may be null (then their views are empty).
-  Monitor(const config::Settings& settings, storage::Store& store, const outbox::Relay* relay, const api::Metrics* metrics,
+  Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const api::Metrics* metrics,
           std::string instance_id, MonitorOptions options = {});
   ~Monitor();
   Monitor(const Monitor&) = delete;
@@ -97,7 +97,7 @@ class Monitor final {
   void run();
 
   const config::Settings& settings_;
-  storage::Store& store_;
+  storage::OutboxStore& store_;
   const outbox::Relay* relay_;
   const api::Metrics* metrics_;
   std::string instance_id_;

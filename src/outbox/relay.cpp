@@ -50,7 +50,7 @@ kafka::ProducerOptions relay_producer_options() {
   return o;
 }
 
-Relay::Relay(storage::Store& store, kafka::Producer& producer, RelayOptions options)
+Relay::Relay(storage::OutboxStore& store, kafka::Producer& producer, RelayOptions options)
     : store_(store), producer_(producer), options_(options) {}
 
 Relay::~Relay() { stop(); }

@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "kafka/producer.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 
 namespace taskstream::outbox {
 
@@ -74,7 +74,7 @@ struct RelayStats {
 
 class Relay final {
  public:
-  Relay(storage::Store& store, kafka::Producer& producer, RelayOptions options = {});
+  Relay(storage::OutboxStore& store, kafka::Producer& producer, RelayOptions options = {});
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -101,7 +101,7 @@ class Relay final {
   void wait_marked();
   void marker_run();
 
-  storage::Store& store_;
+  storage::OutboxStore& store_;
   kafka::Producer& producer_;
   RelayOptions options_;
   std::thread thread_;

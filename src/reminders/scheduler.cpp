@@ -20,9 +20,9 @@ std::string utc_millis(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-Scheduler::Scheduler(const config::Settings& settings, storage::Store& store, std::function<void()> on_emitted,
-                     std::chrono::milliseconds interval)
-    : settings_(settings), store_(store), on_emitted_(std::move(on_emitted)), interval_(interval) {}
+Scheduler::Scheduler(const config::Settings& settings, storage::ReminderStore& store, storage::OutboxStore& outbox,
+                     std::function<void()> on_emitted, std::chrono::milliseconds interval)
+    : settings_(settings), store_(store), outbox_(outbox), on_emitted_(std::move(on_emitted)), interval_(interval) {}
 
 Scheduler::~Scheduler() { stop(); }
 
@@ -46,7 +46,7 @@ void Scheduler::start() {
         next_prune = std::chrono::steady_clock::now() + std::chrono::minutes(10);
         try {
           const auto cutoff = utc_millis(std::chrono::system_clock::now() - std::chrono::hours(settings_.outbox_retention_hours));
-          if (auto n = store_.prune_outbox(cutoff)) spdlog::info("outbox: pruned {} published row(s) before {}", n, cutoff);
+          if (auto n = outbox_.prune_outbox(cutoff)) spdlog::info("outbox: pruned {} published row(s) before {}", n, cutoff);
         } catch (const std::exception& e) {
           spdlog::warn("outbox pruning: {}", e.what());
         }

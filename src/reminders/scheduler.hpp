@@ -17,14 +17,16 @@
 #include <thread>
 
 #include "config/settings.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 
 namespace taskstream::reminders {
 
 class Scheduler final {
  public:
-  /// `on_emitted` runs after reminders were committed (wakes the outbox relay).
-  Scheduler(const config::Settings& settings, storage::Store& store, std::function<void()> on_emitted,
+  /// `on_emitted` runs after reminders were committed (wakes the outbox relay). `outbox` is
+  /// pruned of published rows past OUTBOX_RETENTION_HOURS. Both stores must outlive it.
+  Scheduler(const config::Settings& settings, storage::ReminderStore& store, storage::OutboxStore& outbox,
+            std::function<void()> on_emitted,
             std::chrono::milliseconds interval = std::chrono::seconds(5));
   ~Scheduler();
   void start();
@@ -37,7 +39,8 @@ class Scheduler final {
 
  private:
   const config::Settings& settings_;
-  storage::Store& store_;
+  storage::ReminderStore& store_;
+  storage::OutboxStore& outbox_;
   std::function<void()> on_emitted_;
   std::chrono::milliseconds interval_;
   std::thread thread_;

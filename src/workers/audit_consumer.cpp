@@ -47,7 +47,7 @@ void apply_audit_batching(kafka::ConsumerOptions& options) {
   options.prepare = [](std::span<const kafka::Message> batch) -> std::any { return prepare_audit(batch); };
 }
 
-kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group) {
+kafka::BatchHandler audit_handler(storage::AuditStore& store, std::string consumer_group) {
   return [&store, group = std::move(consumer_group)](std::span<const kafka::Message> batch, kafka::BatchContext& ctx) {
     // Prepared on the poll thread while the previous batch was written (pipelining), or now.
     const PreparedAudit* ready = ctx.prepared<PreparedAudit>();

@@ -8,7 +8,7 @@
 
 #include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 
 namespace taskstream::workers {
 
@@ -18,7 +18,7 @@ storage::AuditEntry to_audit_entry(events::TaskEvent e, std::string_view topic, 
 /// The batch handler: parses every message (dead-lettering what does not parse) and records
 /// the rest with Store::record_audit. A storage error propagates, so the runner retries the
 /// batch with backoff and commits nothing meanwhile.
-kafka::BatchHandler audit_handler(storage::Store& store, std::string consumer_group);
+kafka::BatchHandler audit_handler(storage::AuditStore& store, std::string consumer_group);
 
 /// The audit consumer's batch size.
 inline constexpr std::size_t kAuditBatch = 2000;

@@ -51,11 +51,11 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
       o.max_batch = 500;
       if (!email_) {
         email_ = std::make_unique<notify::SmtpSender>(settings);
-        dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, *email_);
+        dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, store, store, *email_);
       }
       entries_.push_back({name, o.group_id,
                           std::make_unique<kafka::ConsumerRunner>(settings, o,
-                                                                  notification_handler(settings, store, dispatcher_.get(), o.group_id))});
+                                                                  notification_handler(settings, store, store, dispatcher_.get(), o.group_id))});
     }
   }
 }

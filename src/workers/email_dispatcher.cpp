@@ -31,9 +31,10 @@ events::NotificationRequest request_of(const storage::Notification& n) {
 
 }  // namespace
 
-EmailDispatcher::EmailDispatcher(const config::Settings& settings, storage::Store& store, notify::EmailSender& sender,
-                                 EmailDispatcherOptions options)
-    : settings_(settings), store_(store), sender_(sender), options_(options) {}
+EmailDispatcher::EmailDispatcher(const config::Settings& settings, storage::EmailQueueStore& queue,
+                                 storage::NotificationStore& notifications, storage::UserStore& users,
+                                 notify::EmailSender& sender, EmailDispatcherOptions options)
+    : settings_(settings), queue_(queue), notifications_(notifications), users_(users), sender_(sender), options_(options) {}
 
 EmailDispatcher::~EmailDispatcher() { stop(); }
 
@@ -91,24 +92,24 @@ void EmailDispatcher::loop() {
 bool EmailDispatcher::dispatch_one() {
   // One at a time: a claim is a short transaction and a send is a network round trip, so
   // claiming more would only leave leases hanging when the process stops.
-  auto claims = store_.claim_due_emails(now_ms(), options_.lease.count(), 1);
+  auto claims = queue_.claim_due_emails(now_ms(), options_.lease.count(), 1);
   if (claims.empty()) return false;
   handle(claims.front());
   return true;
 }
 
 void EmailDispatcher::handle(const storage::EmailClaim& claim) {
-  const auto n = store_.get_notification(claim.notification_id);
+  const auto n = notifications_.get_notification(claim.notification_id);
   if (!n) return;
   const auto* channel = storage::find_channel(*n, "email");
   if (!channel || channel->status != "pending") return;
 
   std::string to = n->email.value_or("");
   if (to.empty()) {
-    if (auto user = store_.find_user(n->user_id)) to = user->email;
+    if (auto user = users_.find_user(n->user_id)) to = user->email;
   }
   if (to.empty()) {
-    store_.set_channel_status(n->id, "email", "failed", "no email address: the request has none and the user is unknown",
+    notifications_.set_channel_status(n->id, "email", "failed", "no email address: the request has none and the user is unknown",
                               events::now_rfc3339());
     failed_++;
     return;
@@ -118,12 +119,12 @@ void EmailDispatcher::handle(const storage::EmailClaim& claim) {
   const auto now = events::now_rfc3339();
   switch (result.outcome) {
     case notify::SendOutcome::sent:
-      store_.set_channel_status(n->id, "email", "sent", "", now);
+      notifications_.set_channel_status(n->id, "email", "sent", "", now);
       sent_++;
       spdlog::info("notification {}: email sent to {} (attempt {})", n->id, to, claim.attempts);
       return;
     case notify::SendOutcome::permanent_failure:
-      store_.set_channel_status(n->id, "email", "failed", result.detail, now);
+      notifications_.set_channel_status(n->id, "email", "failed", result.detail, now);
       failed_++;
       spdlog::warn("notification {}: email failed for good: {}", n->id, result.detail);
       return;
@@ -134,10 +135,10 @@ void EmailDispatcher::handle(const storage::EmailClaim& claim) {
     const auto detail = "retries exhausted after " + std::to_string(claim.attempts) + " attempts: " + result.detail;
     if (!dead_letter(*n, claim, result.detail)) {
       // Nothing is lost: the email stays pending and this step comes round again.
-      store_.retry_email_later(n->id, now_ms() + settings_.email_retry_max_ms, "dead-lettering failed; " + detail, now);
+      queue_.retry_email_later(n->id, now_ms() + settings_.email_retry_max_ms, "dead-lettering failed; " + detail, now);
       return;
     }
-    store_.set_channel_status(n->id, "email", "failed", detail, now);
+    notifications_.set_channel_status(n->id, "email", "failed", detail, now);
     failed_++;
     spdlog::warn("notification {}: email failed: {}", n->id, detail);
     return;
@@ -146,7 +147,7 @@ void EmailDispatcher::handle(const storage::EmailClaim& claim) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const auto delay = kafka::backoff_delay(claim.attempts + 1, std::chrono::milliseconds(settings_.email_retry_initial_ms),
                                           std::chrono::milliseconds(settings_.email_retry_max_ms), unit(rng));
-  store_.retry_email_later(n->id, now_ms() + delay.count(),
+  queue_.retry_email_later(n->id, now_ms() + delay.count(),
                            "attempt " + std::to_string(claim.attempts) + " failed, retrying in " +
                                std::to_string(delay.count()) + " ms: " + result.detail,
                            now);

@@ -32,7 +32,7 @@
 #include "config/settings.hpp"
 #include "kafka/producer.hpp"
 #include "notify/email.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 
 namespace taskstream::workers {
 
@@ -50,8 +50,10 @@ struct EmailDispatcherStats {
 
 class EmailDispatcher final {
  public:
-  /// `store` and `sender` must outlive the dispatcher.
-  EmailDispatcher(const config::Settings& settings, storage::Store& store, notify::EmailSender& sender,
+  /// `queue` (claims), `notifications` (the channel's outcome), `users` (the address when
+  /// the request has none) and `sender` must outlive the dispatcher.
+  EmailDispatcher(const config::Settings& settings, storage::EmailQueueStore& queue, storage::NotificationStore& notifications,
+                  storage::UserStore& users, notify::EmailSender& sender,
                   EmailDispatcherOptions options = {});
   ~EmailDispatcher();
   EmailDispatcher(const EmailDispatcher&) = delete;
@@ -72,7 +74,9 @@ class EmailDispatcher final {
   bool dead_letter(const storage::Notification& n, const storage::EmailClaim& claim, const std::string& detail);
 
   config::Settings settings_;
-  storage::Store& store_;
+  storage::EmailQueueStore& queue_;
+  storage::NotificationStore& notifications_;
+  storage::UserStore& users_;
   notify::EmailSender& sender_;
   EmailDispatcherOptions options_;
   std::unique_ptr<kafka::Producer> dlq_;

@@ -36,9 +36,10 @@ storage::Notification to_row(const events::NotificationRequest& r, const config:
 
 }  // namespace
 
-kafka::BatchHandler notification_handler(const config::Settings& settings, storage::Store& store, EmailDispatcher* dispatcher,
+kafka::BatchHandler notification_handler(const config::Settings& settings, storage::NotificationStore& store,
+                                         storage::EmailQueueStore& email_queue, EmailDispatcher* dispatcher,
                                          std::string consumer_group) {
-  return [&settings, &store, dispatcher, group = std::move(consumer_group)](std::span<const kafka::Message> batch,
+  return [&settings, &store, &email_queue, dispatcher, group = std::move(consumer_group)](std::span<const kafka::Message> batch,
                                                                               kafka::BatchContext& ctx) {
     bool emails = false;
     for_each_event(batch, ctx, events::parse_notification_request, [&](const kafka::Message& m, events::NotificationRequest r) {
@@ -54,7 +55,7 @@ kafka::BatchHandler notification_handler(const config::Settings& settings, stora
       // attempts. A sent email stays sent.
       if (!created && email && email->status == "failed" && settings.email_notifications_enabled) {
         if (auto from = m.header(kafka::kRedrivenFromHeader)) {
-          if (store.rearm_failed_email(n.event_id, "redriven from " + std::string(*from), events::now_rfc3339())) {
+          if (email_queue.rearm_failed_email(n.event_id, "redriven from " + std::string(*from), events::now_rfc3339())) {
             spdlog::info("notification {}: email re-armed by a redrive from {}", n.id, *from);
             emails = true;
           }

@@ -15,14 +15,15 @@
 
 #include "config/settings.hpp"
 #include "kafka/consumer_runner.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 #include "workers/email_dispatcher.hpp"
 
 namespace taskstream::workers {
 
 /// `dispatcher` (may be null: emails then wait for another instance's dispatcher) is woken
 /// after a batch that queued an email; it must outlive the handler.
-kafka::BatchHandler notification_handler(const config::Settings& settings, storage::Store& store, EmailDispatcher* dispatcher,
+kafka::BatchHandler notification_handler(const config::Settings& settings, storage::NotificationStore& store,
+                                         storage::EmailQueueStore& email_queue, EmailDispatcher* dispatcher,
                                          std::string consumer_group);
 
 }  // namespace taskstream::workers

@@ -304,7 +304,7 @@ class Session final : public std::enable_shared_from_this<Session> {
 
 // ---- Hub -------------------------------------------------------------------------------
 
-Hub::Hub(const config::Settings& settings, storage::Store& store, const auth::JwtCodec& jwt, asio::thread_pool& blocking)
+Hub::Hub(const config::Settings& settings, storage::ReplayStore& store, const auth::JwtCodec& jwt, asio::thread_pool& blocking)
     : settings_(settings), store_(store), jwt_(jwt), blocking_(blocking), instance_id_(make_instance_id()) {}
 
 Hub::~Hub() { stop(); }

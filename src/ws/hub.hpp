@@ -39,7 +39,7 @@
 #include "config/settings.hpp"
 #include "http/message.hpp"
 #include "kafka/consumer_runner.hpp"
-#include "storage/store.hpp"
+#include "storage/roles.hpp"
 #include "ws/upgrade.hpp"
 
 namespace taskstream::ws {
@@ -57,7 +57,7 @@ struct HubStats {
 class Hub final {
  public:
   /// `store`, `jwt` and `blocking` (where DB reads run) must outlive the hub.
-  Hub(const config::Settings& settings, storage::Store& store, const auth::JwtCodec& jwt,
+  Hub(const config::Settings& settings, storage::ReplayStore& store, const auth::JwtCodec& jwt,
       boost::asio::thread_pool& blocking);
   ~Hub();
   Hub(const Hub&) = delete;
@@ -104,7 +104,7 @@ class Hub final {
   std::vector<std::shared_ptr<Session>> sessions_of(const std::string& user_id);
 
   const config::Settings& settings_;
-  storage::Store& store_;
+  storage::ReplayStore& store_;
   const auth::JwtCodec& jwt_;
   boost::asio::thread_pool& blocking_;
   std::string instance_id_;

@@ -147,7 +147,7 @@ TEST(PoisonFlood, GoodEventsProcessedOncePoisonDeadLetteredLagBackToZero) {
   no.group_id = prefix + "-notification";
   no.topics = {requests_topic};
   no.max_batch = 500;
-  kafka::ConsumerRunner notifications(s, no, workers::notification_handler(s, *store, nullptr, no.group_id)  /* in_app only */);
+  kafka::ConsumerRunner notifications(s, no, workers::notification_handler(s, *store, *store, nullptr, no.group_id)  /* in_app only */);
   audit.start();
   notifications.start();
 
