@@ -45,7 +45,7 @@
 #include "config/settings.hpp"
 #include "http/router.hpp"
 #include "http/wire.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;

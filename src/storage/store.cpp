@@ -1,7 +1,7 @@
 #include "storage/store.hpp"
 
-#include "storage/postgres_store.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/postgres/postgres_store.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 
 namespace taskstream::storage {
 

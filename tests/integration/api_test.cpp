@@ -12,7 +12,7 @@
 #include "events/schema_validator.hpp"
 #include "kafka/tail.hpp"
 #include "serve_process.hpp"
-#include "storage/postgres_store.hpp"
+#include "storage/postgres/postgres_store.hpp"
 
 using namespace taskstream;
 using nlohmann::json;

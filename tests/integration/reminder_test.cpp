@@ -8,7 +8,7 @@
 #include "events/events.hpp"
 #include "serve_process.hpp"
 #include "kafka/tail.hpp"
-#include "storage/postgres_store.hpp"
+#include "storage/postgres/postgres_store.hpp"
 
 using namespace taskstream;
 using nlohmann::json;

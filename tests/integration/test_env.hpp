@@ -21,7 +21,7 @@
 #include "config/settings.hpp"
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
-#include "storage/postgres_store.hpp"
+#include "storage/postgres/postgres_store.hpp"
 
 namespace taskstream::itest {
 

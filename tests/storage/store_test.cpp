@@ -30,8 +30,8 @@
 
 #include "config/settings.hpp"
 #include "events/events.hpp"
-#include "storage/postgres_store.hpp"
-#include "storage/sqlite_store.hpp"
+#include "storage/postgres/postgres_store.hpp"
+#include "storage/sqlite/sqlite_store.hpp"
 #include "storage/store.hpp"
 
 namespace taskstream::storage {

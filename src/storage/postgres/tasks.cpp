@@ -1,0 +1,94 @@
+#include "storage/postgres/postgres_store.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "events/events.hpp"
+#include "storage/impl/common.hpp"
+#include "storage/postgres/rows.hpp"
+
+namespace taskstream::storage {
+
+using namespace postgres;
+
+ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& events) {
+  return db_->write([&](Connection& conn) {
+    conn.query(fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns),
+               task_params(task));
+    const auto seq = next_seq(conn, task.user_id);
+    insert_outbox(conn, events(nullptr, &task, seq), task.user_id, seq);
+    return ChangeResult{ChangeStatus::ok, task, seq};
+  });
+}
+
+ChangeResult PostgresStore::update_task(const std::string& user_id, const std::string& task_id,
+                                        const std::function<bool(Task&)>& mutate,
+                                        std::optional<std::int64_t> expected_version, const std::string& now,
+                                        const EventFactory& events) {
+  return db_->write([&](Connection& conn) {
+    const auto before = lock_task(conn, user_id, task_id);
+    Task after;
+    if (auto early = impl::plan_update(before, mutate, expected_version, now, after)) return *early;
+    conn.query(
+        "UPDATE tasks SET title = $3, description = $4, status = $5, priority = $6, due_at = $7, updated_at = $8, "
+        "completed_at = $9, version = $10 WHERE id = $1 AND user_id = $2",
+        {after.id, after.user_id, after.title, after.description, after.status, after.priority, after.due_at,
+         after.updated_at, after.completed_at, param(after.version)});
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&*before, &after, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, std::move(after), seq};
+  });
+}
+
+ChangeResult PostgresStore::delete_task(const std::string& user_id, const std::string& task_id,
+                                        const EventFactory& events) {
+  return db_->write([&](Connection& conn) {
+    const auto r = conn.query(
+        fmt::format("DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING {}", kTaskColumns), {task_id, user_id});
+    if (r.rows() == 0) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};
+    const auto before = read_task(r, 0);
+    const auto seq = next_seq(conn, user_id);
+    insert_outbox(conn, events(&before, nullptr, seq), user_id, seq);
+    return ChangeResult{ChangeStatus::ok, before, seq};
+  });
+}
+
+std::optional<Task> PostgresStore::get_task(const std::string& user_id, const std::string& task_id) {
+  return db_->read([&](Connection& conn) -> std::optional<Task> {
+    const auto r =
+        conn.query(fmt::format("SELECT {} FROM tasks WHERE id = $1 AND user_id = $2", kTaskColumns), {task_id, user_id});
+    if (r.rows() == 0) return std::nullopt;
+    return read_task(r, 0);
+  });
+}
+
+TaskPage PostgresStore::list_tasks(const std::string& user_id, const std::optional<std::string>& status, int limit,
+                                   const std::optional<std::string>& cursor) {
+  const auto after = cursor ? std::optional(impl::decode_cursor(*cursor)) : std::nullopt;
+  limit = impl::clamp_page_limit(limit);
+  return db_->read([&](Connection& conn) {
+    // Built per shape so the cursor condition is a range on the (user_id, created_at, id)
+    // index: a deep page costs what the first does.
+    std::vector<Param> params{user_id, param(limit + 1)};  // one extra row: is there a next page?
+    std::string sql = fmt::format("SELECT {} FROM tasks WHERE user_id = $1", kTaskColumns);
+    if (status) {
+      params.push_back(*status);
+      sql += fmt::format(" AND status = ${}", params.size());
+    }
+    if (after) {
+      params.push_back(after->created_at);
+      params.push_back(after->id);
+      sql += fmt::format(" AND (created_at, id) < (${}, ${})", params.size() - 1, params.size());
+    }
+    sql += " ORDER BY created_at DESC, id DESC LIMIT $2";
+    const auto r = conn.query(sql, params);
+    TaskPage page;
+    for (int i = 0; i < r.rows() && i < limit; ++i) page.items.push_back(read_task(r, i));
+    if (r.rows() > limit) page.next_cursor = impl::encode_cursor(page.items.back());
+    return page;
+  });
+}
+
+}  // namespace taskstream::storage
