@@ -22,9 +22,11 @@ namespace taskstream::ops {
 class Monitor;
 }
 
-namespace taskstream::api {
-
+namespace taskstream::http {
 class Metrics;
+}
+
+namespace taskstream::api {
 
 struct ApiContext {
   const config::Settings& settings;
@@ -33,7 +35,7 @@ struct ApiContext {
   const auth::JwtCodec& jwt;
   outbox::Relay* relay = nullptr;            ///< its figures for /admin/outbox
   std::function<bool()> kafka_ready;          ///< blocking; null when Kafka is disabled
-  Metrics* metrics = nullptr;                 ///< for /metrics
+  http::Metrics* metrics = nullptr;                 ///< for /metrics
   /// The WebSocket hub has its partitions; null where no hub runs (the worker).
   std::function<bool()> websocket_ready = {};
   /// `serve --dev` with ADMIN_EMAILS empty: the first account registered is an operator.
@@ -49,7 +51,7 @@ struct ApiContext {
 };
 
 /// The role every /admin route requires; tokens of ADMIN_EMAILS accounts carry it.
-inline constexpr const char* kOperatorRole = "operator";
+using auth::kOperatorRole;
 
 /// The roles a token for `user` carries (docs/operations.md, "Operators").
 std::vector<std::string> roles_of(ApiContext& ctx, const storage::User& user);

@@ -4,7 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/api.hpp"
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 #include "http/blocking.hpp"
 
 namespace taskstream::api {

@@ -7,7 +7,7 @@
 
 #include "api/api.hpp"
 #include "api/body.hpp"
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 #include "api/requests.hpp"
 #include "auth/password.hpp"
 #include "auth/rate_limit.hpp"

@@ -1,6 +1,8 @@
 #pragma once
-// `taskstream serve` and `taskstream migrate`: everything is built and connected here,
-// in one place, and stopped in reverse order (after Redpanda's application.cc).
+// `taskstream serve`, `taskstream worker` and `taskstream migrate`. serve and worker are one
+// wiring (src/app/serve.cpp): worker is serve with fewer components. Components start in
+// order and stop in reverse on one Lifecycle (app/lifecycle.hpp) by one deadline, after
+// Redpanda's application.cc; each registers its own metrics.
 
 #include <chrono>
 #include <cstdint>

@@ -202,4 +202,13 @@ std::string bearer_token(std::string_view value) {
   return std::string{value};
 }
 
+std::string random_jwt_secret() {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  unsigned char bytes[32];
+  randombytes_buf(bytes, sizeof bytes);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, bytes, sizeof bytes);
+  return hex;
+}
+
 }  // namespace taskstream::auth

@@ -37,6 +37,14 @@ class AuthError final : public std::runtime_error {
 /// the issuer and us). `exp` gets no leeway: we issue it ourselves.
 inline constexpr std::chrono::seconds kNotBeforeLeeway{30};
 
+/// The role operators' tokens carry (ADMIN_EMAILS accounts): every /admin route and the
+/// console's live feed require it (docs/operations.md, "Operators").
+inline constexpr const char* kOperatorRole = "operator";
+
+/// A fresh random secret for `serve --dev` (32 bytes from libsodium, as 64 hex digits).
+/// Throws std::runtime_error when libsodium cannot initialise.
+std::string random_jwt_secret();
+
 class JwtCodec final {
  public:
   /// Throws std::invalid_argument when `secret` is shorter than 32 bytes (HS256 wants a key

@@ -9,7 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "api/api.hpp"
+#include "auth/jwt.hpp"
 #include "ws/upgrade.hpp"
 
 namespace taskstream::ops {
@@ -128,7 +128,7 @@ bool LiveFeed::on_upgrade(http::Request& req, beast::tcp_stream& stream, bhttp::
   }
   auto credentials = ws::authenticate_upgrade(stream, req, settings_.cors_origins, jwt_);
   if (!credentials) return true;
-  if (!credentials->claims.has_role(api::kOperatorRole)) {
+  if (!credentials->claims.has_role(auth::kOperatorRole)) {
     ws::refuse_upgrade(stream, req, 403, "the console's live feed is for operators (ADMIN_EMAILS)");
     return true;
   }

@@ -16,8 +16,8 @@ namespace taskstream::ops {
 using nlohmann::json;
 using namespace figures;
 
-std::optional<double> histogram_quantile(double q, const std::array<std::uint64_t, api::Metrics::kBucketCount>& buckets,
-                                         std::uint64_t count, const std::array<double, api::Metrics::kBucketCount>& bounds) {
+std::optional<double> histogram_quantile(double q, const std::array<std::uint64_t, http::Metrics::kBucketCount>& buckets,
+                                         std::uint64_t count, const std::array<double, http::Metrics::kBucketCount>& bounds) {
   if (count == 0) return std::nullopt;
   const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(count);
   double lower = 0;
@@ -45,7 +45,7 @@ bool is_taskstream_group(const config::Settings& s, std::string_view id) {
 }
 
 
-Monitor::Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const api::Metrics* metrics,
+Monitor::Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const http::Metrics* metrics,
                  std::string instance_id, MonitorOptions options)
     : settings_(settings), store_(store), relay_(relay), metrics_(metrics), instance_id_(std::move(instance_id)), options_(options),
       latest_(std::make_unique<Latest>()), views_(build_views()) {}

@@ -25,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 #include "config/settings.hpp"
 #include "kafka/admin.hpp"
 #include "outbox/relay.hpp"
@@ -43,8 +43,8 @@ struct MonitorOptions {
 /// The q-quantile (0..1) of requests counted in cumulative `buckets` with upper `bounds`
 /// (seconds), interpolated linearly inside the bucket as Prometheus' histogram_quantile
 /// does; past the last bound it answers the last bound. nullopt when `count` is 0.
-std::optional<double> histogram_quantile(double q, const std::array<std::uint64_t, api::Metrics::kBucketCount>& buckets,
-                                         std::uint64_t count, const std::array<double, api::Metrics::kBucketCount>& bounds);
+std::optional<double> histogram_quantile(double q, const std::array<std::uint64_t, http::Metrics::kBucketCount>& buckets,
+                                         std::uint64_t count, const std::array<double, http::Metrics::kBucketCount>& bounds);
 
 /// Whether a consumer group of this name is one taskstream runs (audit, notification,
 /// each instance's websocket group, the dead-letter redrives).
@@ -53,7 +53,7 @@ bool is_taskstream_group(const config::Settings& settings, std::string_view grou
 class Monitor final {
  public:
   /// `relay` and `metrics` may be null (then their views are empty).
-  Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const api::Metrics* metrics,
+  Monitor(const config::Settings& settings, storage::OutboxStore& store, const outbox::Relay* relay, const http::Metrics* metrics,
           std::string instance_id, MonitorOptions options = {});
   ~Monitor();
   Monitor(const Monitor&) = delete;
@@ -99,7 +99,7 @@ class Monitor final {
   const config::Settings& settings_;
   storage::OutboxStore& store_;
   const outbox::Relay* relay_;
-  const api::Metrics* metrics_;
+  const http::Metrics* metrics_;
   std::string instance_id_;
   MonitorOptions options_;
   std::function<std::uint64_t()> live_frames_;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 #include "kafka/admin.hpp"
 #include "ops/monitor.hpp"
 #include "outbox/relay.hpp"
@@ -24,7 +24,7 @@ struct Monitor::Point {
   std::map<std::string, std::int64_t> topic_end;        // topic -> sum of end offsets
   std::optional<std::int64_t> outbox_waiting;
   std::uint64_t relay_published = 0;
-  std::map<std::pair<std::string, std::string>, api::Metrics::RouteTotals> http;
+  std::map<std::pair<std::string, std::string>, http::Metrics::RouteTotals> http;
   std::uint64_t live_frames = 0;
 };
 

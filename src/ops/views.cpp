@@ -232,13 +232,13 @@ json Monitor::build_outbox() const {
 json Monitor::build_http() const {
   json out = envelope();
   json routes = json::array();
-  const auto& bounds = api::Metrics::bucket_bounds();
+  const auto& bounds = http::Metrics::bucket_bounds();
   if (!history_.empty()) {
     const auto& first = history_.front();
     const auto& last = history_.back();
     const double span = std::max(1e-3, seconds_between(first.t_ms, last.t_ms));
     for (const auto& [key, now] : last.http) {
-      api::Metrics::RouteTotals d = now;
+      http::Metrics::RouteTotals d = now;
       if (auto before = first.http.find(key); before != first.http.end()) {
         d.count -= before->second.count;
         d.client_errors -= before->second.client_errors;
@@ -264,7 +264,7 @@ json Monitor::build_http() const {
   const Point* prev = nullptr;
   for (const auto& pt : history_) {
     if (prev && pt.t_ms > prev->t_ms) {
-      std::array<std::uint64_t, api::Metrics::kBucketCount> buckets{};
+      std::array<std::uint64_t, http::Metrics::kBucketCount> buckets{};
       std::uint64_t count = 0, server_errors = 0;
       for (const auto& [key, now] : pt.http) {
         auto before = prev->http.find(key);

@@ -6,6 +6,8 @@
 #include <memory>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "events/events.hpp"
 #include "kafka/message.hpp"
 
@@ -327,6 +329,31 @@ int Relay::publish_batch() {
     return -1;
   }
   return static_cast<int>(rows.size());
+}
+
+void Relay::register_metrics(util::MetricsRegistry& metrics) {
+  metrics.add_collector([this](std::string& out) {
+    const auto st = store_.outbox_stats();
+    double age = 0;
+    if (st.oldest_waiting)
+      if (auto ms = events::to_unix_millis(*st.oldest_waiting))
+        age = std::max(0.0, static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch()).count() - *ms) / 1000.0);
+    out += fmt::format(
+        "# HELP outbox_events_waiting Events in the outbox not yet published.\n# TYPE outbox_events_waiting gauge\noutbox_events_waiting {}\n"
+        "# HELP outbox_oldest_event_age_seconds Age of the oldest event waiting in the outbox (0 when none waits).\n"
+        "# TYPE outbox_oldest_event_age_seconds gauge\noutbox_oldest_event_age_seconds {:.3f}\n",
+        st.waiting, age);
+  });
+  metrics.add_gauge("outbox_events_published_total", "Events the relay published.", "counter",
+                    [this] { return static_cast<double>(stats().published); });
+  metrics.add_gauge("outbox_events_failed_total", "Event deliveries that failed and were retried.", "counter",
+                    [this] { return static_cast<double>(stats().failed); });
+  metrics.add_gauge("kafka_producer_restarts_total", "Times the relay replaced a producer client that stopped delivering or failed fatally.", "counter",
+                    [this] { return static_cast<double>(stats().producer_restarts); });
+  metrics.add_gauge("outbox_order_violations_total",
+                    "User streams delivered out of order in a batch (a row delivered after an earlier one of its user failed); always 0 by design.",
+                    "counter", [this] { return static_cast<double>(stats().order_violations); });
 }
 
 }  // namespace taskstream::outbox

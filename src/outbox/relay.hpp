@@ -39,6 +39,7 @@
 
 #include "kafka/producer.hpp"
 #include "storage/roles.hpp"
+#include "util/metrics.hpp"
 
 namespace taskstream::outbox {
 
@@ -86,6 +87,9 @@ class Relay final {
   bool drain(std::chrono::milliseconds deadline);
   void stop();
   RelayStats stats() const noexcept;
+  /// Registers the outbox's metrics: events waiting and the oldest one's age (read from the
+  /// store at each scrape), and the relay's counters (docs/operations.md, "Metrics").
+  void register_metrics(util::MetricsRegistry& registry);
 
  private:
   void run();

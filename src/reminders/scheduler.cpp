@@ -103,4 +103,9 @@ int Scheduler::run_once() {
   return emitted;
 }
 
+void Scheduler::register_metrics(util::MetricsRegistry& metrics) {
+  metrics.add_gauge("reminder_scheduler_passes_total", "Passes of the deadline-reminder scheduler that completed.", "counter",
+                    [this] { return static_cast<double>(passes()); });
+}
+
 }  // namespace taskstream::reminders

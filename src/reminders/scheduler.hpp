@@ -18,6 +18,7 @@
 
 #include "config/settings.hpp"
 #include "storage/roles.hpp"
+#include "util/metrics.hpp"
 
 namespace taskstream::reminders {
 
@@ -36,6 +37,8 @@ class Scheduler final {
   /// Passes of the loop that completed (metric reminder_scheduler_passes_total): a test
   /// waits for two more instead of sleeping through them.
   std::uint64_t passes() const noexcept { return passes_.load(std::memory_order_relaxed); }
+  /// Registers reminder_scheduler_passes_total.
+  void register_metrics(util::MetricsRegistry& registry);
 
  private:
   const config::Settings& settings_;

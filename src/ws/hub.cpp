@@ -466,4 +466,13 @@ std::vector<std::shared_ptr<Session>> Hub::sessions_of(const std::string& user_i
   return out;
 }
 
+void Hub::register_metrics(util::MetricsRegistry& metrics) {
+  metrics.add_gauge("websocket_connections", "WebSocket connections open on this instance.", "gauge",
+                    [this] { return static_cast<double>(stats().sockets); });
+  metrics.add_gauge("websocket_frames_sent_total", "Frames sent to WebSocket clients.", "counter",
+                    [this] { return static_cast<double>(stats().frames_sent); });
+  metrics.add_gauge("websocket_overflow_closes_total", "Sockets closed because their send queue overflowed.", "counter",
+                    [this] { return static_cast<double>(stats().overflow_closes); });
+}
+
 }  // namespace taskstream::ws

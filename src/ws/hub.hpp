@@ -40,6 +40,7 @@
 #include "http/message.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "storage/roles.hpp"
+#include "util/metrics.hpp"
 #include "ws/upgrade.hpp"
 
 namespace taskstream::ws {
@@ -81,6 +82,8 @@ class Hub final {
   void deliver_other(const std::string& user_id, std::shared_ptr<const std::string> frame);
 
   HubStats stats() const noexcept;
+  /// Registers the websocket_* metrics (sockets open, frames sent, overflow closes).
+  void register_metrics(util::MetricsRegistry& registry);
   /// True once the per-instance consumer has its partitions (or Kafka is disabled): before
   /// that, a change could reach this instance's sockets only with the next one.
   bool ready() const noexcept;

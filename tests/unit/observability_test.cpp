@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 #include "util/logging.hpp"
 
 using namespace taskstream;
@@ -66,11 +66,11 @@ TEST(Logging, TextLinesAppendTheFieldsWithoutBreakingTheLine) {
 }
 
 TEST(Metrics, LatencyByRouteAndStatusAndCollectorsAppendTheirFamilies) {
-  api::Metrics m;
+  http::Metrics m;
   m.observe_request("POST", "/tasks", 201, std::chrono::milliseconds(3));
   m.observe_request("POST", "/tasks", 201, std::chrono::milliseconds(30));
   m.observe_request("POST", "/tasks", 400, std::chrono::microseconds(100));
-  m.add_collector([](std::string& out) { out += "# TYPE x gauge\nx{group=\"" + api::escape_label("a\"b\\c\nd") + "\"} 1\n"; });
+  m.add_collector([](std::string& out) { out += "# TYPE x gauge\nx{group=\"" + util::escape_label("a\"b\\c\nd") + "\"} 1\n"; });
   m.add_collector([](std::string&) { throw std::runtime_error("a failing reader leaves the rest"); });
   const auto text = m.render();
   EXPECT_NE(text.find("http_request_duration_seconds_count{method=\"POST\",route=\"/tasks\",status=\"201\"} 2\n"), std::string::npos) << text;

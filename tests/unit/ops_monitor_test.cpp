@@ -8,8 +8,8 @@
 using namespace taskstream;
 
 namespace {
-using Buckets = std::array<std::uint64_t, api::Metrics::kBucketCount>;
-const auto& bounds = api::Metrics::bucket_bounds();
+using Buckets = std::array<std::uint64_t, http::Metrics::kBucketCount>;
+const auto& bounds = http::Metrics::bucket_bounds();
 
 /// Cumulative buckets for `per_bucket` requests in each bucket (the +Inf rest is implied by count).
 Buckets cumulative(std::initializer_list<std::uint64_t> per_bucket) {

@@ -14,16 +14,18 @@
 #include <vector>
 #include <utility>
 
-namespace taskstream::api {
+#include "util/metrics.hpp"
 
-class Metrics final {
+namespace taskstream::http {
+
+class Metrics final : public util::MetricsRegistry {
  public:
   void observe_request(const std::string& method, const std::string& route, int status, std::chrono::nanoseconds elapsed);
   /// Gauges read when /metrics is scraped (outbox waiting, relay counters...).
-  void add_gauge(std::string name, std::string help, std::string type, std::function<double()> read);
+  void add_gauge(std::string name, std::string help, std::string type, std::function<double()> read) override;
   /// Families with labels (per consumer group and partition...): `write` appends their
   /// exposition text (# HELP, # TYPE and samples) when /metrics is scraped.
-  void add_collector(std::function<void(std::string& out)> write);
+  void add_collector(std::function<void(std::string& out)> write) override;
   /// The Prometheus text exposition.
   std::string render() const;
 
@@ -57,7 +59,6 @@ class Metrics final {
   std::vector<std::function<void(std::string&)>> collectors_;
 };
 
-/// A label value escaped for the Prometheus text format (backslash, quote, newline).
-std::string escape_label(std::string_view value);
+using util::escape_label;
 
-}  // namespace taskstream::api
+}  // namespace taskstream::http

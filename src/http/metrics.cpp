@@ -1,8 +1,8 @@
-#include "api/metrics.hpp"
+#include "http/metrics.hpp"
 
 #include <fmt/format.h>
 
-namespace taskstream::api {
+namespace taskstream::http {
 
 void Metrics::observe_request(const std::string& method, const std::string& route, int status, std::chrono::nanoseconds elapsed) {
   const double secs = std::chrono::duration<double>(elapsed).count();
@@ -33,18 +33,6 @@ std::map<std::pair<std::string, std::string>, Metrics::RouteTotals> Metrics::rou
 void Metrics::add_collector(std::function<void(std::string&)> write) {
   std::lock_guard lock(mutex_);
   collectors_.push_back(std::move(write));
-}
-
-std::string escape_label(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
 }
 
 void Metrics::add_gauge(std::string name, std::string help, std::string type, std::function<double()> read) {
@@ -96,4 +84,4 @@ std::string Metrics::render() const {
   return out;
 }
 
-}  // namespace taskstream::api
+}  // namespace taskstream::http
