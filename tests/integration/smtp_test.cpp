@@ -22,6 +22,7 @@
 #include "config/settings.hpp"
 #include "notify/email.hpp"
 #include "test_env.hpp"
+#include "../support/mail.hpp"
 
 namespace fs = std::filesystem;
 namespace config = taskstream::config;
@@ -91,72 +92,10 @@ std::vector<std::string> wait_for_messages(const std::string& needle) {
   return messages_containing(needle);
 }
 
-struct Parsed {
-  std::map<std::string, std::string> headers;  // unfolded; first occurrence
-  std::string body;                            // still encoded
-};
+using taskstream::test::decode_words;
+using taskstream::test::qp_decode;
+const auto parse = taskstream::test::parse_mail;
 
-Parsed parse(const std::string& msg) {
-  Parsed p;
-  auto sep = msg.find("\r\n\r\n");
-  EXPECT_NE(sep, std::string::npos) << "no CRLF CRLF between headers and body";
-  std::string last;
-  std::size_t pos = 0;
-  for (std::size_t end; pos < sep + 2 && (end = msg.find("\r\n", pos)) != std::string::npos; pos = end + 2) {
-    std::string line = msg.substr(pos, end - pos);
-    if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
-      p.headers[last] += line;
-      continue;
-    }
-    auto colon = line.find(':');
-    last = line.substr(0, colon);
-    p.headers.try_emplace(last, line.substr(colon + 2));
-  }
-  p.body = msg.substr(sep + 4);
-  return p;
-}
-
-std::string base64_decode(const std::string& in) {
-  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    buffer = (buffer << 6) | static_cast<unsigned>(kAlphabet.find(c));
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-std::string decode_words(const std::string& value) {
-  std::string out;
-  for (std::size_t pos = 0; (pos = value.find("=?UTF-8?B?", pos)) != std::string::npos;) {
-    auto end = value.find("?=", pos + 10);
-    out += base64_decode(value.substr(pos + 10, end - pos - 10));
-    pos = end + 2;
-  }
-  return out;
-}
-
-std::string qp_decode(const std::string& body) {
-  std::string out;
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    if (body[i] != '=') {
-      out += body[i];
-    } else if (body.compare(i + 1, 2, "\r\n") == 0) {
-      i += 2;
-    } else {
-      out += static_cast<char>(std::stoi(body.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    }
-  }
-  return out;
-}
 
 class Smtp : public ::testing::Test {
  protected:
@@ -200,14 +139,14 @@ TEST_F(Smtp, DeliversOneMessageWithHeadersAndBody) {
   ASSERT_EQ(found.size(), 1u) << "expected exactly one kept message with subject '" << e.subject << "' in "
                               << mail_dir();
   auto p = parse(found[0]);
-  EXPECT_EQ(p.headers["X-Envelope-From"], "<taskstream-tests@example.com>");
-  EXPECT_EQ(p.headers["X-Envelope-To"], "<recipient@example.org>");
-  EXPECT_EQ(p.headers["From"], "Taskstream Tests <taskstream-tests@example.com>");
-  EXPECT_EQ(p.headers["To"], "Recipient <recipient@example.org>");
-  EXPECT_EQ(p.headers["Subject"], e.subject);
-  EXPECT_EQ(p.headers["Message-ID"], "<" + e.message_id + ">");
-  EXPECT_TRUE(p.headers["Date"].ends_with(" +0000")) << p.headers["Date"];
-  EXPECT_EQ(p.headers["Content-Type"], "text/plain; charset=UTF-8");
+  EXPECT_EQ(p.by_name["X-Envelope-From"], "<taskstream-tests@example.com>");
+  EXPECT_EQ(p.by_name["X-Envelope-To"], "<recipient@example.org>");
+  EXPECT_EQ(p.by_name["From"], "Taskstream Tests <taskstream-tests@example.com>");
+  EXPECT_EQ(p.by_name["To"], "Recipient <recipient@example.org>");
+  EXPECT_EQ(p.by_name["Subject"], e.subject);
+  EXPECT_EQ(p.by_name["Message-ID"], "<" + e.message_id + ">");
+  EXPECT_TRUE(p.by_name["Date"].ends_with(" +0000")) << p.by_name["Date"];
+  EXPECT_EQ(p.by_name["Content-Type"], "text/plain; charset=UTF-8");
   EXPECT_EQ(qp_decode(p.body), "Your task is due.\r\n.starts with a dot\r\n.\r\n..two dots\r\nGrüße – 🎉, a=b, "
                                "trailing space \r\n" +
                                    std::string(150, 'x') + "\r\n");
@@ -224,9 +163,9 @@ TEST_F(Smtp, Utf8SubjectAndDefaultFromArriveIntact) {
   auto found = wait_for_messages("<" + e.message_id + ">");
   ASSERT_EQ(found.size(), 1u);
   auto p = parse(found[0]);
-  EXPECT_EQ(p.headers["X-Envelope-From"], "<taskstream-tests@example.com>");
-  EXPECT_EQ(p.headers["From"], "taskstream-tests@example.com");
-  EXPECT_EQ(decode_words(p.headers["Subject"]), e.subject);
+  EXPECT_EQ(p.by_name["X-Envelope-From"], "<taskstream-tests@example.com>");
+  EXPECT_EQ(p.by_name["From"], "taskstream-tests@example.com");
+  EXPECT_EQ(decode_words(p.by_name["Subject"]), e.subject);
 }
 
 TEST_F(Smtp, NothingListeningIsATransientFailureAndQuick) {

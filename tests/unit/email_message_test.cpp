@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "notify/email.hpp"
+#include "../support/mail.hpp"
 
 using taskstream::notify::Email;
 using taskstream::notify::format_message;
@@ -24,84 +25,12 @@ Email sample() {
                "evt-1234@taskstream"};
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t pos = 0;
-  for (std::size_t end; (end = text.find("\r\n", pos)) != std::string::npos; pos = end + 2)
-    lines.push_back(text.substr(pos, end - pos));
-  if (pos < text.size()) lines.push_back(text.substr(pos));
-  return lines;
-}
+using taskstream::test::base64_decode;
+using taskstream::test::decode_words;
+using taskstream::test::qp_decode;
+const auto split_lines = taskstream::test::split_crlf_lines;
+const auto parse = taskstream::test::parse_mail;
 
-struct Parsed {
-  std::vector<std::pair<std::string, std::string>> headers;  // unfolded, in order
-  std::map<std::string, std::string> by_name;
-  std::string body;  // raw, still encoded
-};
-
-Parsed parse(const std::string& msg) {
-  Parsed p;
-  auto sep = msg.find("\r\n\r\n");
-  EXPECT_NE(sep, std::string::npos);
-  for (const auto& line : split_lines(msg.substr(0, sep + 2))) {
-    if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
-      p.headers.back().second += line;  // unfolding: remove the CRLF only
-      continue;
-    }
-    auto colon = line.find(':');
-    p.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
-  }
-  for (const auto& [k, v] : p.headers) p.by_name[k] = v;
-  p.body = msg.substr(sep + 4);
-  return p;
-}
-
-std::string base64_decode(const std::string& in) {
-  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    buffer = (buffer << 6) | static_cast<unsigned>(kAlphabet.find(c));
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-// RFC 2047: the decoded text of a header made only of B encoded words (whitespace between
-// adjacent encoded words is dropped). Also checks each word decodes on its own to valid text.
-std::string decode_words(const std::string& value) {
-  std::string out;
-  std::size_t pos = 0;
-  while ((pos = value.find("=?UTF-8?B?", pos)) != std::string::npos) {
-    auto end = value.find("?=", pos + 10);
-    EXPECT_NE(end, std::string::npos) << value;
-    EXPECT_LE(end + 2 - pos, 75u) << "encoded word too long";
-    out += base64_decode(value.substr(pos + 10, end - pos - 10));
-    pos = end + 2;
-  }
-  return out;
-}
-
-std::string qp_decode(const std::string& body) {
-  std::string out;
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    if (body[i] != '=') {
-      out += body[i];
-    } else if (body.compare(i + 1, 2, "\r\n") == 0) {
-      i += 2;  // soft line break
-    } else {
-      out += static_cast<char>(std::stoi(body.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    }
-  }
-  return out;
-}
 
 void expect_rejected(const Email& e, const std::string& fragment) {
   try {
