@@ -3,7 +3,7 @@
 //
 // Redrive sends dead letters back to their source topic (key, payload and original headers
 // kept; the dlq.* headers dropped, `dlq.redriven_from` = DLQ topic@partition:offset added)
-// and remembers how far it got in its own consumer group (`taskstream-redrive.<topic>.dlq`), committed only after the
+// and remembers how far it got in its own consumer group (`taskstream-redrive.<topic>.dlq`, plus `.<filter>` with a filter), committed only after the
 // copies were acknowledged: running it again sends only what was dead-lettered since.
 // Blocking: runs on the calling thread until the DLQ has been idle for `idle`.
 

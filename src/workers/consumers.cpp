@@ -46,8 +46,8 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
     } else if (name == "notification") {
       o.group_id = settings.kafka_consumer_group_notification;
       o.topics = {settings.kafka_topic_notification_request};
-      // The handler only writes rows (email goes through the dispatcher's queue), so its
-      // batches can be as large as the audit consumer's.
+      // The handler only writes rows (email goes through the dispatcher's queue), so it takes
+      // large batches too (500; the audit consumer takes kAuditBatch, 2000).
       o.max_batch = 500;
       if (!email_) {
         email_ = std::make_unique<notify::SmtpSender>(settings);

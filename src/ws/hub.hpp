@@ -15,7 +15,7 @@
 // Limits: a send queue of WS_SEND_QUEUE_MAX frames per socket (a client that stops reading
 // is disconnected when it overflows; the others are not slowed, as each socket writes on its
 // own strand), WS_MAX_SOCKETS_PER_USER sockets per user (429 beyond), 16 KiB client frames,
-// pings every 15 s of silence (a peer silent for 30 s more is dropped), and the socket closes
+// pings after 15 s of silence (a peer still silent 15 s after the ping is dropped), and the socket closes
 // (1008 "token expired") when its token expires.
 //
 // Thread-safety: on_upgrade runs on the connection's strand; deliver_* from the consumer
