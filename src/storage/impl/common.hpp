@@ -14,6 +14,15 @@
 
 namespace taskstream::storage::impl {
 
+/// The columns of tasks, outbox and audit_log in the order both backends read and write them.
+constexpr std::string_view kTaskColumns =
+    "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
+constexpr std::string_view kOutboxColumns =
+    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
+constexpr std::string_view kAuditColumns =
+    "event_id, user_id, task_id, type, action, seq, occurred_at, task_data, source_topic, source_partition, "
+    "source_offset, recorded_at";
+
 /// Position after the last item of a page: the (created_at, id) keyset of that item.
 struct CursorKey {
   std::string created_at;

@@ -10,17 +10,15 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/impl/common.hpp"
 #include "storage/sqlite/database.hpp"
 
 namespace taskstream::storage::sqlite {
 
-constexpr std::string_view kTaskColumns =
-    "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
-constexpr std::string_view kOutboxColumns =
-    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
-constexpr std::string_view kAuditColumns =
-    "event_id, user_id, task_id, type, action, seq, occurred_at, task_data, source_topic, source_partition, "
-    "source_offset, recorded_at";
+// The column lists both backends select and insert in this order (storage/impl/common.hpp).
+using impl::kAuditColumns;
+using impl::kOutboxColumns;
+using impl::kTaskColumns;
 
 constexpr std::string_view kMarkProcessed =
     "INSERT INTO processed_events (consumer_group, event_id, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
