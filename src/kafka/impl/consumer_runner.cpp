@@ -154,7 +154,7 @@ struct ConsumerRunner::Impl {
   }
 
   static int stats_cb(rd_kafka_t*, char* json, std::size_t len, void* opaque) {
-    static_cast<Impl*>(opaque)->on_stats(std::string_view(json, len));
+    static_cast<Impl*>(impl::callback_owner(opaque))->on_stats(std::string_view(json, len));
     return 0;  // librdkafka frees json
   }
 
@@ -212,11 +212,13 @@ struct ConsumerRunner::Impl {
   // ---- poll thread -------------------------------------------------------------------
 
   impl::Handle make_handle() {
-    return impl::make_client(RD_KAFKA_CONSUMER, props, [this](rd_kafka_conf_t* conf) {
-      rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
-      if (opt.stats_interval.count() > 0) rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
-      rd_kafka_conf_set_opaque(conf, this);
-    });
+    return impl::make_client(
+        RD_KAFKA_CONSUMER, props,
+        [this](rd_kafka_conf_t* conf) {
+          rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
+          if (opt.stats_interval.count() > 0) rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
+        },
+        this);
   }
 
   void subscribe() {
@@ -419,7 +421,7 @@ struct ConsumerRunner::Impl {
   }
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
-    static_cast<Impl*>(opaque)->on_rebalance(rk, err, parts);
+    static_cast<Impl*>(impl::callback_owner(opaque))->on_rebalance(rk, err, parts);
   }
 
   void on_rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
