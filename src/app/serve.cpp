@@ -8,9 +8,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "api/api.hpp"
@@ -114,6 +117,23 @@ void add_consumer_metrics(api::Metrics& metrics, std::function<std::vector<const
   });
 }
 
+/// TASKSTREAM_FAILPOINT (tests only, docs/configuration.md): with `kill_before_commit`, the
+/// setup of every consumer of this process makes it die by SIGKILL after a batch's effects
+/// and before its offsets are stored, as a crash there would (WorkerCrash.*). Otherwise null.
+kafka::ConsumerSetup failpoint_setup() {
+  const char* fp = std::getenv("TASKSTREAM_FAILPOINT");
+  if (!fp || std::string_view(fp) != "kill_before_commit") return {};
+  return [](kafka::ConsumerOptions& o) {
+    o.before_store_offsets = [group = o.group_id](std::span<const kafka::Message> batch) {
+      // The pause lets effects that follow the handler (the email dispatcher's send) happen first.
+      spdlog::critical("consumer {}: failpoint kill_before_commit: SIGKILL after {} message(s)", group, batch.size());
+      spdlog::default_logger()->flush();
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      std::raise(SIGKILL);
+    };
+  };
+}
+
 /// The store DATABASE_URL names, migrated; null (and logged) when that fails.
 std::unique_ptr<storage::Store> open_migrated_store(const config::Settings& settings) {
   try {
@@ -163,7 +183,8 @@ int serve(config::Settings settings, const ServeOptions& options) {
   }
   kafka::Producer producer(settings, outbox::relay_producer_options());  // the relay's alone
   outbox::Relay relay(*store, producer);
-  workers::Consumers consumers(settings, *store, consumer_names);
+  const auto consumer_setup = failpoint_setup();
+  workers::Consumers consumers(settings, *store, consumer_names, consumer_setup);
   reminders::Scheduler reminder_scheduler(settings, *store, [&relay] { relay.wake(); });
   auth::JwtCodec jwt(*settings.jwt_secret);
   api::Metrics metrics;
@@ -217,7 +238,7 @@ int serve(config::Settings settings, const ServeOptions& options) {
   http::ServerOptions so;
   so.host = settings.http_host;
   so.port = settings.http_port;
-  ws::Hub hub(settings, *store, jwt, blocking_pool);
+  ws::Hub hub(settings, *store, jwt, blocking_pool, consumer_setup);
   metrics.add_gauge("websocket_connections", "WebSocket connections open on this instance.", "gauge",
                     [&] { return static_cast<double>(hub.stats().sockets); });
   metrics.add_gauge("websocket_frames_sent_total", "Frames sent to WebSocket clients.", "counter",
@@ -316,7 +337,7 @@ int worker(const config::Settings& settings, const WorkerOptions& options) {
   auto store = open_migrated_store(settings);
   if (!store) return 1;
   ensure_topics_at_start(settings);
-  workers::Consumers consumers(settings, *store, names);
+  workers::Consumers consumers(settings, *store, names, failpoint_setup());
   api::Metrics metrics;
   add_consumer_metrics(metrics, [&] {
     std::vector<const kafka::ConsumerRunner*> rs;
