@@ -7,7 +7,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <span>
+#include <string_view>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -73,6 +77,23 @@ class KafkaProbe final {
   std::chrono::steady_clock::time_point checked_{};
   bool last_ = false;
 };
+
+/// TASKSTREAM_FAILPOINT (tests only, docs/configuration.md): with `kill_before_commit`, the
+/// setup of every consumer of this process makes it die by SIGKILL after a batch's effects
+/// and before its offsets are stored, as a crash there would (WorkerCrash.*). Otherwise null.
+kafka::ConsumerSetup failpoint_setup() {
+  const char* fp = std::getenv("TASKSTREAM_FAILPOINT");
+  if (!fp || std::string_view(fp) != "kill_before_commit") return {};
+  return [](kafka::ConsumerOptions& o) {
+    o.before_store_offsets = [group = o.group_id](std::span<const kafka::Message> batch) {
+      // The pause lets effects that follow the handler (the email dispatcher's send) happen first.
+      spdlog::critical("consumer {}: failpoint kill_before_commit: SIGKILL after {} message(s)", group, batch.size());
+      spdlog::default_logger()->flush();
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      std::raise(SIGKILL);
+    };
+  };
+}
 
 /// The store DATABASE_URL names, migrated; null (and logged) when that fails.
 std::unique_ptr<storage::Store> open_migrated_store(const config::Settings& settings) {
@@ -166,7 +187,8 @@ int run(const config::Settings& settings, const Plan& plan) {
 
   std::optional<kafka::Producer> producer;  // the relay's alone
   std::optional<outbox::Relay> relay;
-  workers::Consumers consumers(settings, *store, consumer_names);
+  const auto consumer_setup = failpoint_setup();
+  workers::Consumers consumers(settings, *store, consumer_names, consumer_setup);
   std::optional<reminders::Scheduler> reminder_scheduler;
   // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads
   // of its own, so it never holds up the database calls of user requests.
@@ -186,7 +208,7 @@ int run(const config::Settings& settings, const Plan& plan) {
     ctx.kafka_pool = &*kafka_pool;
     ctx.first_account_is_operator = plan.dev && settings.admin_emails.empty();
     if (ctx.first_account_is_operator) spdlog::warn("--dev without ADMIN_EMAILS: the first account registered is an operator (/admin, /console)");
-    hub.emplace(settings, *store, jwt, blocking_pool);
+    hub.emplace(settings, *store, jwt, blocking_pool, consumer_setup);
     hub->register_metrics(metrics);
     // Ready for traffic once the hub's consumer has its partitions too.
     ctx.websocket_ready = [&hub] { return hub->ready(); };

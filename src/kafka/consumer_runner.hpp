@@ -27,6 +27,12 @@
 // (retries are cut short), commits, leaves the group, bounded by stop_deadline.
 // Thread-safety: start/stop from one owning thread; stats() from any thread.
 // The handler is called from one thread at a time (the worker).
+// Blocking: start() builds the clients without waiting for the network; stop() waits for
+// the batch in hand and the close, bounded by stop_deadline.
+//
+// Inside (kafka/impl/): consumer_client.hpp holds the librdkafka side (poll, pause, offsets,
+// rebalances, lag, close, replacement), batch_policy.hpp what is done with a batch (attempts,
+// isolation, DLQ) and the hand-off between the poll thread and the worker.
 
 #include <any>
 #include <atomic>
@@ -56,7 +62,12 @@ class NonRetriableError : public std::runtime_error {
   std::string reason_;
 };
 
-/// Given to the handler with each batch.
+namespace impl {
+class BatchPolicy;
+}
+
+/// Given to the handler with each batch (on the worker thread; not to be kept after the
+/// handler returns).
 class BatchContext final {
  public:
   /// Sends batch[index] to the DLQ instead of treating it as handled; the rest of the
@@ -64,19 +75,6 @@ class BatchContext final {
   void dead_letter(std::size_t index, std::string reason, std::string error_class, std::string detail);
   /// True when the runner is stopping: a long handler may cut its work short by throwing.
   bool stopping() const noexcept { return stopping_ && stopping_->load(); }
-
-  /// This attempt's number (1 = first) and whether the runner gives up on a throw: a
-  /// handler that must record a failure (a notification row saying `failed`) does it on
-  /// the last attempt and dead-letters the message itself.
-  int attempt() const noexcept { return attempt_; }
-  bool last_attempt() const noexcept { return attempt_ >= max_attempts_; }
-
-  struct Entry {
-    std::size_t index;
-    std::string reason, error_class, detail;
-  };
-  const std::vector<Entry>& dead_letters() const noexcept { return dead_letters_; }
-  void clear() { dead_letters_.clear(); }
   /// What ConsumerOptions::prepare made of this very batch ahead of time, or null (no
   /// prepare hook, a batch gathered without it, or a handler called on a single message
   /// while the runner isolates a failure).
@@ -84,16 +82,19 @@ class BatchContext final {
   const T* prepared() const noexcept {
     return prepared_ ? std::any_cast<T>(prepared_) : nullptr;
   }
-  void set_prepared(const std::any* prepared) noexcept { prepared_ = prepared && prepared->has_value() ? prepared : nullptr; }
-  explicit BatchContext(const std::atomic<bool>* stopping = nullptr, int max_attempts = 1)
-      : stopping_(stopping), max_attempts_(max_attempts) {}
-  void set_attempt(int attempt) noexcept { attempt_ = attempt; }
 
  private:
+  friend class impl::BatchPolicy;  // makes it, reads the dead letters (kafka/impl/batch_policy.hpp)
+  struct Entry {
+    std::size_t index;
+    std::string reason, error_class, detail;
+  };
+  explicit BatchContext(const std::atomic<bool>* stopping) : stopping_(stopping) {}
+  void clear() { dead_letters_.clear(); }
+  void set_prepared(const std::any* prepared) noexcept { prepared_ = prepared && prepared->has_value() ? prepared : nullptr; }
+
   std::vector<Entry> dead_letters_;
   const std::atomic<bool>* stopping_;
-  int max_attempts_;
-  int attempt_ = 1;
   const std::any* prepared_ = nullptr;
 };
 
@@ -134,7 +135,16 @@ struct ConsumerOptions {
   /// True for a handler error that says a dependency is out (see the header comment);
   /// null: none is.
   std::function<bool(const std::exception&)> is_outage;
+  /// Test hook (null in production): called on the poll thread with a batch whose every
+  /// message was handled or dead-lettered, after the handler and before the batch's offsets
+  /// are stored; the poll waits for it. The app layer installs TASKSTREAM_FAILPOINT with it
+  /// (src/app/serve.cpp, docs/configuration.md).
+  std::function<void(std::span<const Message> batch)> before_store_offsets;
 };
+
+/// Adjusts a consumer's options before its runner is built: how the app layer hands its
+/// test hooks to the consumers that others build (workers::Consumers, ws::Hub).
+using ConsumerSetup = std::function<void(ConsumerOptions&)>;
 
 struct ConsumerStats {
   std::uint64_t processed = 0;      ///< messages handled (not dead-lettered)

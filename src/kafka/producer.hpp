@@ -6,7 +6,7 @@
 // quick and must not call flush().
 // Thread-safety: every method is thread-safe.
 // Blocking: produce() blocks only while the local queue is full (block_when_full), never on
-// the network; send(...).get() and publish_event() wait for the broker's acknowledgement.
+// the network; send(...).get() waits for the broker's acknowledgement.
 // KAFKA_ENABLED=false: nothing is sent; every delivery reports DISABLED at once.
 
 #include <chrono>
@@ -14,8 +14,6 @@
 #include <future>
 #include <memory>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "config/settings.hpp"
 #include "kafka/client_config.hpp"
@@ -32,13 +30,6 @@ struct DeliveryResult {
 };
 using DeliveryCallback = std::function<void(const DeliveryResult&)>;
 
-enum class PublishStatus { published, disabled, failed };
-struct PublishResult {
-  PublishStatus status = PublishStatus::failed;
-  std::string detail;  ///< why it was not published
-  explicit operator bool() const noexcept { return status == PublishStatus::published; }
-};
-
 class Producer final {
  public:
   explicit Producer(const config::Settings& settings, ProducerOptions options = {});
@@ -50,19 +41,12 @@ class Producer final {
   void produce(OutgoingMessage msg, DeliveryCallback on_delivery);
   /// Queues `msg` and returns a future of its outcome.
   std::future<DeliveryResult> send(OutgoingMessage msg);
-  /// The seed's publish_event: `event` as JSON to `topic`, keyed by `key`, with the standard
-  /// headers (event_id and type taken from the event), waiting for the acknowledgement up
-  /// to `timeout`. Never throws.
-  PublishResult publish_event(const std::string& topic, const nlohmann::json& event, const std::string& key,
-                              std::chrono::milliseconds timeout = std::chrono::seconds(10), std::string_view traceparent = {}) noexcept;
   /// Waits until every queued message is delivered or `deadline` passes; true when all were.
   bool flush(std::chrono::milliseconds deadline);
   /// Flushes up to `deadline`, then purges what is left (their callbacks report
   /// _PURGE_QUEUE / _PURGE_INFLIGHT) and stops the poll thread; later produces fail.
   /// Idempotent. Returns true when everything was delivered.
   bool close(std::chrono::milliseconds deadline);
-  /// Messages queued or in flight.
-  std::size_t in_flight() const noexcept;
   bool enabled() const noexcept;
   /// After a fatal error the producer refuses everything; the owner builds a new one.
   bool fatal() const noexcept;
@@ -75,8 +59,6 @@ class Producer final {
   /// Must not be called from a delivery callback. False when the new client could not
   /// be built (the old one stays).
   bool restart(std::string_view why);
-  /// How many times restart() replaced the client.
-  std::uint64_t restarts() const noexcept;
 
  private:
   struct Impl;

@@ -29,7 +29,8 @@ std::vector<std::string> parse_consumer_list(const std::string& list) {
   return out;
 }
 
-Consumers::Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names) {
+Consumers::Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names,
+                     const kafka::ConsumerSetup& setup) {
   for (const auto& name : names) {
     kafka::ConsumerOptions o;
     o.client_id = "taskstream-" + name;
@@ -42,6 +43,7 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
       o.group_id = settings.kafka_consumer_group_audit;
       o.topics = {settings.kafka_topic_task_events};
       apply_audit_batching(o);  // parse batch k+1 while batch k is written
+      if (setup) setup(o);
       entries_.push_back({name, o.group_id, std::make_unique<kafka::ConsumerRunner>(settings, o, audit_handler(store, o.group_id))});
     } else if (name == "notification") {
       o.group_id = settings.kafka_consumer_group_notification;
@@ -53,6 +55,7 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
         email_ = std::make_unique<notify::SmtpSender>(settings);
         dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, store, store, *email_);
       }
+      if (setup) setup(o);
       entries_.push_back({name, o.group_id,
                           std::make_unique<kafka::ConsumerRunner>(settings, o,
                                                                   notification_handler(settings, store, store, dispatcher_.get(), o.group_id))});

@@ -27,7 +27,8 @@ std::vector<std::string> parse_consumer_list(const std::string& list);
 
 class Consumers final {
  public:
-  Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names);
+  /// `setup` (may be null) adjusts each consumer's options before its runner is built.
+  Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names, const kafka::ConsumerSetup& setup = {});
   ~Consumers();
   void start();
   /// Stops every consumer at once (each close is bounded; with the broker gone they would

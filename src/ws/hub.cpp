@@ -304,8 +304,9 @@ class Session final : public std::enable_shared_from_this<Session> {
 
 // ---- Hub -------------------------------------------------------------------------------
 
-Hub::Hub(const config::Settings& settings, storage::ReplayStore& store, const auth::JwtCodec& jwt, asio::thread_pool& blocking)
-    : settings_(settings), store_(store), jwt_(jwt), blocking_(blocking), instance_id_(make_instance_id()) {}
+Hub::Hub(const config::Settings& settings, storage::ReplayStore& store, const auth::JwtCodec& jwt, asio::thread_pool& blocking,
+         kafka::ConsumerSetup setup)
+    : settings_(settings), store_(store), jwt_(jwt), blocking_(blocking), instance_id_(make_instance_id()), setup_(std::move(setup)) {}
 
 Hub::~Hub() { stop(); }
 
@@ -357,6 +358,7 @@ void Hub::start() {
   // leave no trace worth keeping.
   o.extra = {{"auto.offset.reset", "latest"}};
   o.start_at_end = true;  // so /readyz means every change from now on is pushed
+  if (setup_) setup_(o);
   const auto updates_topic = settings_.kafka_topic_task_updates;
   consumer_ = std::make_unique<kafka::ConsumerRunner>(
       settings_, o, [this, updates_topic](std::span<const kafka::Message> batch, kafka::BatchContext&) {

@@ -57,9 +57,10 @@ struct HubStats {
 
 class Hub final {
  public:
-  /// `store`, `jwt` and `blocking` (where DB reads run) must outlive the hub.
+  /// `store`, `jwt` and `blocking` (where DB reads run) must outlive the hub. `setup` (may
+  /// be null) adjusts the consumer's options before it is built.
   Hub(const config::Settings& settings, storage::ReplayStore& store, const auth::JwtCodec& jwt,
-      boost::asio::thread_pool& blocking);
+      boost::asio::thread_pool& blocking, kafka::ConsumerSetup setup = {});
   ~Hub();
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
@@ -111,6 +112,7 @@ class Hub final {
   const auth::JwtCodec& jwt_;
   boost::asio::thread_pool& blocking_;
   std::string instance_id_;
+  kafka::ConsumerSetup setup_;
   std::unique_ptr<kafka::ConsumerRunner> consumer_;
   std::atomic<const kafka::ConsumerRunner*> consumer_view_{nullptr};  ///< consumer_, once started: readable from any thread
 

@@ -13,6 +13,7 @@
 #include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "kafka/producer.hpp"
+#include "publish.hpp"
 #include "workers/event_batch.hpp"
 #include "test_env.hpp"
 
@@ -91,7 +92,7 @@ TEST(AiokafkaInterop, OurMessagesAreReadByAnAiokafkaConsumer) {
     e.task_id = events::new_event_id();
     e.seq = i / 2 + 1;
     e.changes = {{"status", "done"}};
-    ASSERT_TRUE(producer.publish_event(topic, events::to_json(e), e.user_id, std::chrono::seconds(10), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    ASSERT_TRUE(itest::publish_event(producer, topic, events::to_json(e), e.user_id, std::chrono::seconds(10), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
     sent.push_back(e);
   }
   auto out = run_peer("consume " + bootstrap() + " " + topic + " 10");

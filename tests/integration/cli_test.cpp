@@ -11,6 +11,7 @@
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
 #include "kafka/tail.hpp"
+#include "publish.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -65,7 +66,7 @@ TEST(Cli, TailPrintsOneJsonObjectPerMessage) {
   itest::create_topic_with_dlq(s, topic, 2);
   kafka::Producer producer(s);
   std::string id = events::new_event_id();
-  ASSERT_TRUE(producer.publish_event(topic, {{"event_id", id}, {"type", "task_created"}, {"n", 1}}, "user-a"));
+  ASSERT_TRUE(itest::publish_event(producer, topic, {{"event_id", id}, {"type", "task_created"}, {"n", 1}}, "user-a"));
   ASSERT_TRUE(producer.send({topic, "user-b", "not json \xff", {}, std::nullopt}).get().ok());
 
   auto r = run(bootstrap_env(), "tail " + topic + " --from-beginning --max-messages 2 --idle-timeout-ms 20000");

@@ -13,6 +13,7 @@
 #include "kafka/consumer_runner.hpp"
 #include "kafka/producer.hpp"
 #include "kafka/tail.hpp"
+#include "publish.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -174,8 +175,8 @@ TEST(KafkaRealBroker, DisabledPublishesNothingAndSaysSo) {
   auto disabled = itest::kafka_settings({{"KAFKA_ENABLED", "false"}});
   kafka::Producer producer(disabled);
   EXPECT_FALSE(producer.enabled());
-  auto r = producer.publish_event(topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "user-1");
-  EXPECT_EQ(r.status, kafka::PublishStatus::disabled);
+  auto r = itest::publish_event(producer, topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "user-1");
+  EXPECT_EQ(r.status, itest::PublishStatus::disabled);
   EXPECT_FALSE(static_cast<bool>(r));
   EXPECT_NE(r.detail.find("not published"), std::string::npos);
   auto d = producer.send({topic, "k", "{}", {}, std::nullopt}).get();
@@ -191,7 +192,7 @@ TEST(KafkaRealBroker, DisabledPublishesNothingAndSaysSo) {
 
   // And the topic stayed empty: a marker published afterwards is the first message in it.
   kafka::Producer real(enabled);
-  ASSERT_TRUE(real.publish_event(topic, {{"event_id", "marker"}, {"type", "marker"}}, "user-1"));
+  ASSERT_TRUE(itest::publish_event(real, topic, {{"event_id", "marker"}, {"type", "marker"}}, "user-1"));
   std::vector<std::string> payloads;
   std::atomic<bool> stop{false};
   kafka::tail(enabled, topic, {.from_beginning = true, .max_messages = 1, .idle_timeout = 10s},
@@ -209,8 +210,8 @@ TEST(KafkaRealBroker, PublishEventWaitsForTheAcknowledgement) {
   const auto topic = itest::unique_name("publish");
   itest::create_topic_with_dlq(s, topic, 2);
   kafka::Producer producer(s);
-  auto r = producer.publish_event(topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "user-9");
-  EXPECT_EQ(r.status, kafka::PublishStatus::published) << r.detail;
-  auto missing = producer.publish_event("no-such-topic-" + itest::unique_name("x"), {{"type", "t"}}, "u", 3s);
-  EXPECT_EQ(missing.status, kafka::PublishStatus::failed);
+  auto r = itest::publish_event(producer, topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "user-9");
+  EXPECT_EQ(r.status, itest::PublishStatus::published) << r.detail;
+  auto missing = itest::publish_event(producer, "no-such-topic-" + itest::unique_name("x"), {{"type", "t"}}, "u", 3s);
+  EXPECT_EQ(missing.status, itest::PublishStatus::failed);
 }

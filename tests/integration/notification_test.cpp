@@ -13,6 +13,7 @@
 #include "kafka/producer.hpp"
 #include "kafka/redrive.hpp"
 #include "kafka/tail.hpp"
+#include "publish.hpp"
 #include "serve_process.hpp"
 #include "smtp_env.hpp"
 
@@ -54,7 +55,7 @@ TEST(Notifications, EmailChannelDeliversOneEmailAndTheRowSaysSent) {
   auto s = itest::kafka_settings();
   kafka::Producer producer(s);
   // Twice: a redelivered request must not give a second row or a second email.
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), request, user));
 
   json items;
   ASSERT_TRUE(itest::wait_until([&] {
@@ -108,10 +109,10 @@ TEST(Notifications, UnreadCountEventIdAndReadAll) {
   for (int i = 0; i < 3; ++i) {
     auto r = in_app(alice, "for alice " + std::to_string(i));
     alice_events.insert(r["event_id"].get<std::string>());
-    ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), r, alice));
+    ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), r, alice));
   }
   const auto bobs = in_app(bob, "for bob");
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), bobs, bob));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), bobs, bob));
 
   json list;
   ASSERT_TRUE(itest::wait_until([&] {
@@ -176,7 +177,7 @@ TEST(Notifications, SeedShapedRequestGoesToTheRegisteredAddress) {
   json request{{"user_id", user}, {"task_id", nullptr}, {"type", "task_overdue"}, {"title", subject}, {"message", "It is overdue."},
                {"channels", {"in_app", "email"}}};
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), request, user));
   ASSERT_TRUE(itest::wait_until([&] { return mails_with(subject).size() == 1; }, 60s)) << serve.log();
   EXPECT_NE(mails_with(subject)[0].find("To: " + email), std::string::npos);
   ASSERT_TRUE(itest::wait_until([&] {
@@ -210,14 +211,14 @@ TEST(Notifications, SmtpDownThirtySecondsThenBackSendsTheEmailOnceAndNothingStal
   const std::string subject = "During the outage " + itest::unique_name("s");
   kafka::Producer producer(itest::kafka_settings());
   const auto down_since = std::chrono::steady_clock::now();
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), email_request(user, subject, "outage@example.com"), user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), email_request(user, subject, "outage@example.com"), user));
 
   // While the email waits: five more requests for the same user (so the same partition, right
   // behind it) and a task change for the audit consumer all go through at once.
   for (int i = 0; i < 5; ++i) {
     json r{{"event_id", events::new_event_id()}, {"user_id", user}, {"type", "info"}, {"title", "meanwhile " + std::to_string(i)},
            {"message", "in-app only"}, {"channels", {"in_app"}}};
-    ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), r, user));
+    ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), r, user));
   }
   auto created = serve.call("POST", "/tasks", json{{"title", "audited during the outage"}}.dump(), token);
   ASSERT_EQ(created.status, 201) << created.body;
@@ -265,7 +266,7 @@ TEST(Notifications, EmailOutOfAttemptsIsDeadLetteredAndTheRowSaysFailed) {
   const std::string subject = "Never accepted " + itest::unique_name("s");
   const auto request = email_request(user, subject, "tempfail-always@example.com");  // the server answers 451
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), request, user));
   json email;
   ASSERT_TRUE(itest::wait_until([&] {
     auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
@@ -313,7 +314,7 @@ TEST(Notifications, RedrivenFailedEmailIsSentOnceTheServerIsBack) {
   const auto topic = serve.topic("notification.request");
   const auto s = itest::kafka_settings();
   kafka::Producer producer(s);
-  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  ASSERT_TRUE(itest::publish_event(producer, topic, request, user));
   auto email_status = [&] {
     const auto items = serve.call("GET", "/notifications", {}, token).json()["items"];
     return items.size() == 1 ? channel_of(items[0], "email") : json();
@@ -334,7 +335,7 @@ TEST(Notifications, RedrivenFailedEmailIsSentOnceTheServerIsBack) {
 
   // A plain copy of the request, and the same dead letter sent back once more by hand (a
   // redrive remembers how far it got, so only a hand-made copy can do that): both change nothing.
-  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  ASSERT_TRUE(itest::publish_event(producer, topic, request, user));
   ASSERT_TRUE(producer.send({topic, user, request.dump(), {{std::string(kafka::kRedrivenFromHeader), topic + ".dlq@0:0"}}, std::nullopt})
                   .get()
                   .ok());
@@ -364,7 +365,7 @@ TEST(Notifications, OperatorRetriesAFailedEmailFromTheConsoleAndItIsSentOnce) {
   const auto request = email_request(user, subject, "retried@example.com");
   const auto topic = serve.topic("notification.request");
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(topic, request, user));
+  ASSERT_TRUE(itest::publish_event(producer, topic, request, user));
   json queue;
   ASSERT_TRUE(itest::wait_until([&] {
     queue = serve.call("GET", "/admin/email", {}, ops).json();

@@ -13,6 +13,7 @@
 #include "kafka/client_config.hpp"
 #include "kafka/error.hpp"
 #include "kafka/producer.hpp"
+#include "publish.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -77,8 +78,8 @@ void expect_topics_listed_and_event_published(const config::Settings& s, const s
   auto topics = admin.list_topics();
   EXPECT_TRUE(std::any_of(topics.begin(), topics.end(), [&](auto& t) { return t.name == topic; }));
   kafka::Producer producer(s);
-  auto r = producer.publish_event(topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "u");
-  EXPECT_EQ(r.status, kafka::PublishStatus::published) << r.detail;
+  auto r = itest::publish_event(producer, topic, {{"event_id", events::new_event_id()}, {"type", "task_created"}}, "u");
+  EXPECT_EQ(r.status, itest::PublishStatus::published) << r.detail;
 }
 }  // namespace
 

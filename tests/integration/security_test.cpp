@@ -16,6 +16,7 @@
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
 #include "kafka/tail.hpp"
+#include "publish.hpp"
 #include "serve_process.hpp"
 #include "ws_client.hpp"
 #include "../unit/hand_made_jwt.hpp"
@@ -205,7 +206,7 @@ TEST(Security, AnotherUserGets404ForTasksHistoryAndNotifications) {
 
   // Notifications: Alice gets one; Bob neither sees nor reads it.
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), new_notification_request(alice, "for alice"), alice));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), new_notification_request(alice, "for alice"), alice));
   json items;
   ASSERT_TRUE(itest::wait_until([&] {
     items = serve.call("GET", "/notifications", {}, alice_token).json()["items"];
@@ -239,7 +240,7 @@ TEST(Security, AUsersSocketNeverCarriesAnotherUsersUpdates) {
   ASSERT_EQ(serve.call("PATCH", "/tasks/" + id, json{{"status", "in_progress"}}.dump(), alice_token).status, 200);
   ASSERT_EQ(serve.call("POST", "/tasks/" + id + "/complete", {}, alice_token).status, 200);
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), new_notification_request(alice, "alice ping"), alice));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), new_notification_request(alice, "alice ping"), alice));
 
   // Alice's socket gets hers (the positive control: pushes are flowing). Whether every one of
   // them arrives is websocket_test.cpp's business; here it is only what Bob gets.
@@ -377,7 +378,7 @@ TEST(Security, ResponsesAndEventsCarryOnlyTheirFieldsAndNoPasswordHash) {
   }
   ASSERT_EQ(keep(serve.call("DELETE", "/tasks/" + id, {}, token)).status, 204);
   kafka::Producer producer(itest::kafka_settings());
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), new_notification_request(user, "fields"), user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), new_notification_request(user, "fields"), user));
   json notes;
   ASSERT_TRUE(itest::wait_until([&] { return (notes = serve.call("GET", "/notifications", {}, token).json()["items"]).size() == 1; }, 60s));
   EXPECT_EQ(keys(keep(serve.call("GET", "/notifications", {}, token)).json()), (std::set<std::string>{"items", "unread_count"}));

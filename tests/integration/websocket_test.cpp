@@ -6,6 +6,7 @@
 #include "auth/jwt.hpp"
 #include "events/events.hpp"
 #include "kafka/producer.hpp"
+#include "publish.hpp"
 #include "serve_process.hpp"
 #include "storage/store.hpp"
 #include "ws_client.hpp"
@@ -297,7 +298,7 @@ TEST(WebSocket, InAppNotificationsArePushedAndLimitsHold) {
   kafka::Producer producer(itest::kafka_settings());
   json request{{"event_id", events::new_event_id()}, {"user_id", user}, {"type", "deadline_reminder"}, {"title", "Due soon"},
                {"message", "In an hour"}, {"channels", {"in_app"}}};
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), request, user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), request, user));
   auto f = one.next(10s);
   ASSERT_TRUE(f) << serve.log();
   EXPECT_EQ((*f)["type"], "notification");

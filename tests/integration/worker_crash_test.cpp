@@ -7,6 +7,7 @@
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
 #include "kafka/producer.hpp"
+#include "publish.hpp"
 #include "serve_process.hpp"
 #include "smtp_env.hpp"
 #include "storage/store.hpp"
@@ -43,8 +44,8 @@ TEST(WorkerCrash, KilledAfterEffectBeforeCommitGivesOneAuditRowOneNotificationOn
                {"title", subject}, {"message", "Sent once, crash or not."}, {"channels", {"in_app", "email"}},
                {"email", "crash@example.com"}};
   kafka::Producer producer(s);
-  ASSERT_TRUE(producer.publish_event(worker.topic("task-events"), events::to_json(event), user));
-  ASSERT_TRUE(producer.publish_event(worker.topic("notification.request"), request, user));
+  ASSERT_TRUE(itest::publish_event(producer, worker.topic("task-events"), events::to_json(event), user));
+  ASSERT_TRUE(itest::publish_event(producer, worker.topic("notification.request"), request, user));
 
   // The failpoint kills the worker after the first batch it handles.
   ASSERT_EQ(worker.wait_exit(60s), SIGKILL) << worker.log();
@@ -80,7 +81,7 @@ TEST(WorkerCrash, RestartedWorkerResumesWhereItStopped) {
   std::vector<events::TaskEvent> sent;
   for (int i = 1; i <= 50; ++i) {
     sent.push_back(itest::sample_task_event(user, i));
-    ASSERT_TRUE(producer.publish_event(topic, events::to_json(sent.back()), user));
+    ASSERT_TRUE(itest::publish_event(producer, topic, events::to_json(sent.back()), user));
   }
   auto store = storage::open_store(config::Settings::load({{"DATABASE_URL", worker.database_url()}}).database);
   ASSERT_TRUE(itest::wait_until([&] { return total_lag(s, group, topic) == 0; }, 60s)) << worker.log();
@@ -89,7 +90,7 @@ TEST(WorkerCrash, RestartedWorkerResumesWhereItStopped) {
   // While it is down: 50 more. The restarted worker reads those and none of the first 50.
   for (int i = 51; i <= 100; ++i) {
     sent.push_back(itest::sample_task_event(user, i));
-    ASSERT_TRUE(producer.publish_event(topic, events::to_json(sent.back()), user));
+    ASSERT_TRUE(itest::publish_event(producer, topic, events::to_json(sent.back()), user));
   }
   EXPECT_EQ(total_lag(s, group, topic), 50);
   worker.restart();

@@ -6,6 +6,7 @@
 
 #include "../integration/browser_runner.hpp"
 #include "../integration/outbox_fixture.hpp"
+#include "../integration/publish.hpp"
 #include "../integration/ws_client.hpp"
 #include "events/events.hpp"
 #include "kafka/admin.hpp"
@@ -356,11 +357,11 @@ TEST(Faults, SmtpThatAcceptsThenStalls) {
   const std::string subject = itest::unique_name("stalled");
   json email{{"event_id", events::new_event_id()}, {"user_id", user}, {"task_id", nullptr}, {"type", "deadline_reminder"},
              {"title", subject}, {"message", "Body"}, {"channels", {"in_app", "email"}}, {"email", "stall@example.com"}};
-  ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), email, user));
+  ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), email, user));
   for (int i = 0; i < 5; ++i) {
     json r{{"event_id", events::new_event_id()}, {"user_id", user}, {"type", "info"}, {"title", "meanwhile " + std::to_string(i)},
            {"message", "in-app"}, {"channels", {"in_app"}}};
-    ASSERT_TRUE(producer.publish_event(serve.topic("notification.request"), r, user));
+    ASSERT_TRUE(itest::publish_event(producer, serve.topic("notification.request"), r, user));
   }
   auto created = serve.call("POST", "/tasks", json{{"title", "during the stall"}}.dump(), token);
   ASSERT_EQ(created.status, 201);

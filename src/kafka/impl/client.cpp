@@ -11,10 +11,6 @@
 namespace taskstream::kafka::impl {
 namespace {
 
-std::mutex g_errors_mutex;
-std::map<const rd_kafka_t*, Error> g_errors;  // last non-retriable error per live client
-std::map<const rd_kafka_t*, std::string> g_cert_refusals;  // why a broker certificate was last refused, until one passes
-
 // OpenSSL's X509_V_ERR_* codes (stable ABI values) that a misconfigured client meets.
 std::string describe_x509_error(int code) {
   switch (code) {
@@ -33,22 +29,6 @@ std::string describe_x509_error(int code) {
   }
 }
 
-// Keeps OpenSSL's verdict exactly (a certificate passes only if OpenSSL found no error:
-// CA chain and, with ssl.endpoint.identification.algorithm=https, the host name); it only
-// records why a certificate was refused, which librdkafka's error string does not say.
-int cert_verify_cb(rd_kafka_t* rk, const char*, int32_t, int* x509_error, int depth, const char*, size_t, char* errstr,
-                   size_t errstr_size, void*) {
-  std::lock_guard lock(g_errors_mutex);
-  if (*x509_error == 0) {
-    if (depth == 0) g_cert_refusals.erase(rk);
-    return 1;
-  }
-  std::string why = "broker certificate refused: " + describe_x509_error(*x509_error);
-  std::snprintf(errstr, errstr_size, "%s", why.c_str());
-  g_cert_refusals.insert_or_assign(rk, std::move(why));
-  return 0;
-}
-
 // librdkafka can repeat one line hundreds of times a second (a partition whose leader is
 // unknown logs "not found in cache" on every metadata answer): per client and facility,
 // at most kLogBurst lines of warning or info level per kLogWindow; then one line says how
@@ -60,15 +40,44 @@ struct LogWindow {
   int lines = 0;
   std::uint64_t suppressed = 0;
 };
-std::mutex g_log_mutex;
-std::map<std::pair<const rd_kafka_t*, std::string>, LogWindow> g_log_windows;
+
+/// One client's context: librdkafka's opaque of its handle, made by make_client and deleted
+/// with the handle (HandleDeleter, destroy_without_close).
+struct ClientContext {
+  void* owner = nullptr;  ///< make_client's `owner`, for the creator's own callbacks
+  std::mutex mutex;       ///< guards what follows (callbacks run on librdkafka's threads)
+  std::optional<Error> last_error;  ///< the last non-retriable error
+  std::string cert_refusal;         ///< why a broker certificate was last refused, until one passes
+  std::map<std::string, LogWindow, std::less<>> log_windows;  ///< by facility
+};
+
+ClientContext* context_of(const rd_kafka_t* rk) noexcept { return rk ? static_cast<ClientContext*>(rd_kafka_opaque(rk)) : nullptr; }
+
+// Keeps OpenSSL's verdict exactly (a certificate passes only if OpenSSL found no error:
+// CA chain and, with ssl.endpoint.identification.algorithm=https, the host name); it only
+// records why a certificate was refused, which librdkafka's error string does not say.
+int cert_verify_cb(rd_kafka_t*, const char*, int32_t, int* x509_error, int depth, const char*, size_t, char* errstr,
+                   size_t errstr_size, void* opaque) {
+  auto& ctx = *static_cast<ClientContext*>(opaque);
+  std::lock_guard lock(ctx.mutex);
+  if (*x509_error == 0) {
+    if (depth == 0) ctx.cert_refusal.clear();
+    return 1;
+  }
+  std::string why = "broker certificate refused: " + describe_x509_error(*x509_error);
+  std::snprintf(errstr, errstr_size, "%s", why.c_str());
+  ctx.cert_refusal = std::move(why);
+  return 0;
+}
 
 /// True when this line may be logged; `suppressed` is set to the count left out in the
 /// window that just ended, to report once.
-bool log_allowed(const rd_kafka_t* rk, const char* fac, std::uint64_t& suppressed) {
+bool log_allowed(ClientContext& ctx, const char* fac, std::uint64_t& suppressed) {
   const auto now = std::chrono::steady_clock::now();
-  std::lock_guard lock(g_log_mutex);
-  auto& w = g_log_windows[{rk, fac}];
+  std::lock_guard lock(ctx.mutex);
+  auto it = ctx.log_windows.find(std::string_view(fac));
+  if (it == ctx.log_windows.end()) it = ctx.log_windows.emplace(fac, LogWindow{}).first;
+  auto& w = it->second;
   suppressed = 0;
   if (now - w.start >= kLogWindow) {
     suppressed = w.suppressed;
@@ -90,33 +99,35 @@ void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   // that the property is experimental each time a client is built.
   if (std::string_view(fac) == "CONFWARN" && std::string_view(buf).find("enable.gapless.guarantee is experimental") != std::string_view::npos)
     lvl = spdlog::level::debug;
-  if (lvl != spdlog::level::debug) {
+  ClientContext* ctx = context_of(rk);
+  const char* name = rk ? rd_kafka_name(rk) : "client";
+  if (lvl != spdlog::level::debug && ctx) {
     std::uint64_t suppressed = 0;
-    const bool allowed = log_allowed(rk, fac, suppressed);
+    const bool allowed = log_allowed(*ctx, fac, suppressed);
     if (suppressed > 0)
-      spdlog::log(lvl, "kafka {} {}: {} similar line(s) left out in the last {} s", rd_kafka_name(rk), fac, suppressed,
+      spdlog::log(lvl, "kafka {} {}: {} similar line(s) left out in the last {} s", name, fac, suppressed,
                   std::chrono::duration_cast<std::chrono::seconds>(kLogWindow).count());
     if (!allowed) return;
   }
-  spdlog::log(lvl, "kafka {} {}: {}", rd_kafka_name(rk), fac, buf);
+  spdlog::log(lvl, "kafka {} {}: {}", name, fac, buf);
   // A listener that hangs up before answering ApiVersion is, most likely, a TLS listener
   // seen by a plaintext client. librdkafka 2.12 only logs this (no error callback, and no
   // longer with its security.protocol hint), so it is kept here to explain a failed call.
   const std::string_view msg(buf);
-  if (std::string_view(fac) == "FAIL" && msg.find("Disconnected") != std::string_view::npos &&
+  if (ctx && std::string_view(fac) == "FAIL" && msg.find("Disconnected") != std::string_view::npos &&
       msg.find("in state APIVERSION_QUERY") != std::string_view::npos) {
-    std::lock_guard lock(g_errors_mutex);
-    g_errors.insert_or_assign(rk, Error(RD_KAFKA_RESP_ERR__TRANSPORT,
-                                        std::string(msg) + ": might be caused by a security.protocol that does not match the listener",
-                                        false, false));
+    std::lock_guard lock(ctx->mutex);
+    ctx->last_error = Error(RD_KAFKA_RESP_ERR__TRANSPORT,
+                            std::string(msg) + ": might be caused by a security.protocol that does not match the listener", false, false);
   }
 }
 
-void error_cb(rd_kafka_t* rk, int err, const char* reason, void*) {
+void error_cb(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+  auto& ctx = *static_cast<ClientContext*>(opaque);
   Error e(err, reason);
   if (err == RD_KAFKA_RESP_ERR__SSL) {
-    std::lock_guard lock(g_errors_mutex);
-    if (auto it = g_cert_refusals.find(rk); it != g_cert_refusals.end()) e = Error(err, it->second + " (" + reason + ")");
+    std::lock_guard lock(ctx.mutex);
+    if (!ctx.cert_refusal.empty()) e = Error(err, ctx.cert_refusal + " (" + reason + ")");
   } else if (err == RD_KAFKA_RESP_ERR__TRANSPORT && std::string_view(reason).find("security.protocol") != std::string_view::npos) {
     // A TLS listener dropping a plaintext client (or the reverse): retrying cannot help.
     e = Error(err, reason, false, false);
@@ -133,8 +144,8 @@ void error_cb(rd_kafka_t* rk, int err, const char* reason, void*) {
     spdlog::warn("kafka {}: {}", rd_kafka_name(rk), e.to_string());
   } else {
     spdlog::error("kafka {}: {}", rd_kafka_name(rk), e.to_string());
-    std::lock_guard lock(g_errors_mutex);
-    g_errors.insert_or_assign(rk, e);
+    std::lock_guard lock(ctx.mutex);
+    ctx.last_error = e;
   }
 }
 
@@ -142,38 +153,30 @@ bool is_secret(const std::string& key) { return key.find("password") != std::str
 
 }  // namespace
 
-namespace {
-void forget(const rd_kafka_t* rk) {
-  {
-    std::lock_guard lock(g_errors_mutex);
-    g_errors.erase(rk);
-    g_cert_refusals.erase(rk);
-  }
-  std::lock_guard lock(g_log_mutex);
-  std::erase_if(g_log_windows, [rk](const auto& entry) { return entry.first.first == rk; });
-}
-}  // namespace
-
 void HandleDeleter::operator()(rd_kafka_t* rk) const noexcept {
-  rd_kafka_destroy(rk);
-  forget(rk);
+  ClientContext* ctx = context_of(rk);
+  rd_kafka_destroy(rk);  // no callback runs after it returns
+  delete ctx;
 }
 
 void destroy_without_close(Handle handle) noexcept {
   rd_kafka_t* rk = handle.release();
   if (!rk) return;
+  ClientContext* ctx = context_of(rk);
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-  forget(rk);
+  delete ctx;
 }
 
 std::optional<Error> last_client_error(const rd_kafka_t* rk) {
-  std::lock_guard lock(g_errors_mutex);
-  auto it = g_errors.find(rk);
-  if (it == g_errors.end()) return std::nullopt;
-  return it->second;
+  ClientContext* ctx = context_of(rk);
+  if (!ctx) return std::nullopt;
+  std::lock_guard lock(ctx->mutex);
+  return ctx->last_error;
 }
 
-Handle make_client(rd_kafka_type_t type, const Properties& props, const std::function<void(rd_kafka_conf_t*)>& customize) {
+void* callback_owner(void* opaque) noexcept { return opaque ? static_cast<ClientContext*>(opaque)->owner : nullptr; }
+
+Handle make_client(rd_kafka_type_t type, const Properties& props, const std::function<void(rd_kafka_conf_t*)>& customize, void* owner) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
   for (const auto& [k, v] : props) {
@@ -187,11 +190,15 @@ Handle make_client(rd_kafka_type_t type, const Properties& props, const std::fun
   rd_kafka_conf_set_error_cb(conf, error_cb);
   rd_kafka_conf_set_ssl_cert_verify_cb(conf, cert_verify_cb);  // RD_KAFKA_CONF_INVALID without SSL support: fine
   if (customize) customize(conf);
+  auto ctx = std::make_unique<ClientContext>();
+  ctx->owner = owner;
+  rd_kafka_conf_set_opaque(conf, ctx.get());
   rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
     throw KafkaException(Error(errc::invalid_config, errstr, false, false));
   }
+  ctx.release();  // the handle's now: deleted with it
   return Handle(rk);
 }
 

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <shared_mutex>
 #include <thread>
 
@@ -21,7 +20,6 @@ struct Producer::Impl {
   std::thread poller;
   std::atomic<bool> poller_stop{false};
   std::atomic<bool> stopping{false};
-  std::atomic<std::uint64_t> restarts{0};
   std::mutex restart_mutex;  // one restart (or close) at a time
   bool enabled = true;
   bool block_when_full = true;
@@ -38,6 +36,11 @@ struct Producer::Impl {
   void stop_poller() {
     poller_stop = true;
     if (poller.joinable()) poller.join();
+  }
+  /// Messages queued or in flight.
+  std::size_t in_flight() const noexcept {
+    std::shared_lock lock(mutex);
+    return static_cast<std::size_t>(rd_kafka_outq_len(handle.get()));
   }
   /// Purges what `rk` still holds and serves the callbacks that reports, so that every
   /// message's callback runs exactly once and nothing leaks.
@@ -103,7 +106,7 @@ bool Producer::restart(std::string_view why) {
     spdlog::error("producer: restart failed, keeping the current client: {}", e.what());
     return false;
   }
-  const std::size_t held = in_flight();
+  const std::size_t held = impl_->in_flight();
   spdlog::warn("producer: replacing the Kafka client ({}); {} message(s) it holds are purged and sent again", why, held);
   impl_->stop_poller();
   // Unblocks a produce() waiting on a full queue, so that the unique lock can be taken.
@@ -116,11 +119,8 @@ bool Producer::restart(std::string_view why) {
   impl_->start_poller();
   Impl::purge_all(old.get());
   old.reset();
-  impl_->restarts++;
   return true;
 }
-
-std::uint64_t Producer::restarts() const noexcept { return impl_->restarts.load(); }
 
 void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
   auto fail = [&](Error e) {
@@ -167,32 +167,6 @@ std::future<DeliveryResult> Producer::send(OutgoingMessage msg) {
   return fut;
 }
 
-PublishResult Producer::publish_event(const std::string& topic, const nlohmann::json& event, const std::string& key,
-                                      std::chrono::milliseconds timeout, std::string_view traceparent) noexcept {
-  try {
-    if (!impl_->enabled) {
-      spdlog::debug("Kafka disabled, not publishing to {}", topic);
-      return {PublishStatus::disabled, "not published: KAFKA_ENABLED=false"};
-    }
-    auto str = [&](const char* field) {
-      auto it = event.find(field);
-      return it != event.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    OutgoingMessage msg{topic, key, event.dump(), event_headers(str("event_id"), str("type"), traceparent), std::nullopt};
-    auto fut = send(std::move(msg));
-    if (fut.wait_for(timeout) != std::future_status::ready)
-      return {PublishStatus::failed, "not acknowledged within " + std::to_string(timeout.count()) + " ms"};
-    auto r = fut.get();
-    if (!r.ok()) {
-      spdlog::error("failed to publish to {}: {}", topic, r.error.to_string());
-      return {PublishStatus::failed, r.error.to_string()};
-    }
-    return {PublishStatus::published, {}};
-  } catch (const std::exception& e) {
-    return {PublishStatus::failed, e.what()};
-  }
-}
-
 bool Producer::flush(std::chrono::milliseconds deadline) {
   if (!impl_->enabled) return true;
   // rd_kafka_flush polls too; callbacks may then run on this thread as well as the poller.
@@ -200,11 +174,6 @@ bool Producer::flush(std::chrono::milliseconds deadline) {
   return rd_kafka_flush(impl_->handle.get(), static_cast<int>(deadline.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-std::size_t Producer::in_flight() const noexcept {
-  if (!impl_->enabled) return 0;
-  std::shared_lock lock(impl_->mutex);
-  return static_cast<std::size_t>(rd_kafka_outq_len(impl_->handle.get()));
-}
 bool Producer::enabled() const noexcept { return impl_->enabled; }
 bool Producer::fatal() const noexcept {
   if (!impl_->enabled) return false;
