@@ -144,6 +144,9 @@ run("edit", async (browser) => {
   await byId(a, v.id).locator(".conflict.gone").waitFor({ timeout: 5000 });
   check((await byId(a, v.id).innerText()).includes("Fix the bike: new chain"), "a task deleted elsewhere during an edit: the page says so and keeps the text");
   await byId(a, v.id).locator("[data-control=restore]").click();
+  // The new task can show up live before the answer to its POST closes the draft: wait for
+  // both (the draft's row gone, the new one there), not for the first row with the title.
+  await byId(a, v.id).waitFor({ state: "detached", timeout: 5000 });
   await row(a, "Fix the bike: new chain").waitFor({ timeout: 5000 });
   // The row shows at once; the POST behind it may still be on its way: ask until it is stored.
   const restored = await until(async () => (await call("GET", "/tasks?limit=100", { token: user.token })).json.items.find((i) => i.title === "Fix the bike: new chain"), 5000);
