@@ -106,11 +106,7 @@ std::optional<IfMatch> if_match(const Request& req) {
   if (!h) return std::nullopt;
   const auto bad = [] { return HttpError(400, "If-Match: must be \"*\" or entity tags such as \"3\" (the task's version, from its ETag)"); };
   std::string_view v = *h;
-  const auto trim = [](std::string_view x) {
-    while (!x.empty() && (x.front() == ' ' || x.front() == '\t')) x.remove_prefix(1);
-    while (!x.empty() && (x.back() == ' ' || x.back() == '\t')) x.remove_suffix(1);
-    return x;
-  };
+  const auto trim = http::trim_ows;
   v = trim(v);
   IfMatch out;
   if (v == "*") {
