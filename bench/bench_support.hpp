@@ -60,6 +60,8 @@ struct Serve {
   pid_t pid = -1;
   std::uint16_t port = 0;
   std::filesystem::path dir;
+  /// Names this instance's directory when several run side by side (same topics and groups).
+  std::string instance;
 
   static std::uint16_t free_port() {
     asio::io_context io;
@@ -71,7 +73,7 @@ struct Serve {
   void start(const std::string& binary, const std::map<std::string, std::string>& extra = {}) {
     port = free_port();
     const std::string prefix = "bench-" + std::to_string(::getpid());
-    dir = std::filesystem::temp_directory_path() / prefix;
+    dir = std::filesystem::temp_directory_path() / (prefix + instance);
     std::filesystem::create_directories(dir);
     std::map<std::string, std::string> env{
         {"HTTP_PORT", std::to_string(port)},

@@ -1,18 +1,23 @@
 // POST /tasks throughput and latency beside its ceilings, on the same machine in the same run.
 //
-//   http_load [--connections 64] [--seconds 5] [--database-only]
+//   http_load [--connections 64] [--seconds 5] [--instances 1] [--database-only]
 //
-// Starts `taskstream serve` (SQLite in a fresh directory; BENCH_DATABASE_URL picks another
-// database, e.g. the PostgreSQL of scripts/postgres) on the broker in KAFKA_BOOTSTRAP_SERVERS,
-// with one user per connection, then measures:
-// 1. ceiling, server: GET /healthz on the same connections, closed loop (as fast as answered);
-// 2. ceiling, database: the same writes (Store::create_task: the task, the user's next seq
-//    and two outbox rows in one transaction) from as many threads, without HTTP, into a
-//    fresh database of the same kind;
+// Measures, in this order:
+// 1. ceiling, database: the same writes as POST /tasks (Store::create_task: the task, the
+//    user's next seq and two outbox rows in one transaction) from as many threads as there
+//    are connections, without HTTP, into a fresh database of its own with nothing else
+//    running (no server started yet);
+// then starts `taskstream serve` (--instances N: N of them on the same database, topics and
+// groups, the connections dealt among them) on a fresh database (SQLite in a fresh
+// directory; BENCH_DATABASE_URL names a PostgreSQL server, e.g. scripts/postgres, and each
+// database is then a fresh schema of its own there, dropped at the end) on the broker in
+// KAFKA_BOOTSTRAP_SERVERS, with one user per connection, and measures:
+// 2. ceiling, server: GET /healthz on the same connections, closed loop (as fast as answered);
 // 3. POST /tasks, closed loop: the throughput;
 // 4. POST /tasks, open loop (wrk2-style: each request has its scheduled send time and its
 //    latency counts from then, so queueing shows) at 50 % and 80 % of that throughput.
 // The load generator is one thread here, on the same cores as the server and the broker.
+// Exit status 1 if any request failed.
 
 #include <utility>
 #include <boost/asio/awaitable.hpp>
@@ -33,6 +38,7 @@
 #include "config/settings.hpp"
 #include "events/events.hpp"
 #include "outbox/task_events.hpp"
+#include "storage/postgres/postgres_store.hpp"
 #include "storage/store.hpp"
 #include "util/logging.hpp"
 
@@ -98,7 +104,7 @@ struct Result {
   double per_second = 0, p50 = 0, p99 = 0, max = 0;
   std::uint64_t errors = 0;
 };
-Result run_phase(std::uint16_t port, bhttp::verb verb, const std::string& target, const std::string& body,
+Result run_phase(const std::vector<std::uint16_t>& ports, bhttp::verb verb, const std::string& target, const std::string& body,
                  const std::vector<std::string>& tokens, double rate, int seconds) {
   asio::io_context io(1);
   Phase phase;
@@ -107,8 +113,8 @@ Result run_phase(std::uint16_t port, bhttp::verb verb, const std::string& target
   const auto until = start + std::chrono::seconds(seconds);
   const auto interval = rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(n) / rate))
                                  : Clock::duration::zero();
-  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
   for (std::size_t i = 0; i < n; ++i) {
+    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), ports[i % ports.size()]);
     bhttp::request<bhttp::string_body> req{verb, target, 11};
     req.set(bhttp::field::host, "127.0.0.1");
     req.keep_alive(true);
@@ -159,67 +165,114 @@ double database_ceiling(const std::string& url, std::size_t threads, int seconds
   return static_cast<double>(done.load()) / seconds;
 }
 
+/// A fresh database of the kind BENCH_DATABASE_URL names: a schema of its own on that
+/// PostgreSQL server (dropped by the destructor), or a SQLite file in `dir`.
+struct FreshDatabase {
+  std::string base, schema, url;
+  FreshDatabase(const std::string& name, const std::filesystem::path& dir) {
+    const char* db = std::getenv("BENCH_DATABASE_URL");
+    if (db && *db) {
+      base = db;
+      schema = "bench_" + name + "_" + std::to_string(::getpid());
+      taskstream::storage::postgres_execute(base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema);
+      url = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+    } else {
+      std::filesystem::create_directories(dir);
+      url = "sqlite:///" + (dir / (name + ".db")).string();
+    }
+  }
+  ~FreshDatabase() {
+    if (schema.empty() || std::getenv("BENCH_KEEP")) return;
+    try {
+      taskstream::storage::postgres_execute(base, "DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "http_load: could not drop schema %s: %s\n", schema.c_str(), e.what());
+    }
+  }
+  const char* kind() const { return schema.empty() ? "SQLite" : "PostgreSQL"; }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t connections = 64;
   int seconds = 5;
+  std::size_t instances = 1;
+  bool database_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--database-only") {
-      // The database ceiling alone, no server (for profiling the store): BENCH_DATABASE_URL
-      // or a fresh SQLite file in the working directory.
-      const char* db = std::getenv("BENCH_DATABASE_URL");
-      const std::string url = db && *db ? db : "sqlite:///http-load-db-only-" + std::to_string(::getpid()) + ".db";
-      std::printf("ceiling  database: Store::create_task from %zu threads, no HTTP: %.0f tasks/s\n", connections,
-                  database_ceiling(url, connections, seconds));
-      return 0;
+      database_only = true;  // the database ceiling alone, no server (for profiling the store)
+      continue;
     }
     if (i + 1 >= argc) break;
     if (a == "--connections") connections = std::stoul(argv[i + 1]);
     else if (a == "--seconds") seconds = std::stoi(argv[i + 1]);
+    else if (a == "--instances") instances = std::max<std::size_t>(1, std::stoul(argv[i + 1]));
     ++i;
   }
   taskstream::util::setup_logging("warn", taskstream::config::LogFormat::text);
-  bench::Serve serve;
+  const auto scratch = std::filesystem::temp_directory_path() / ("bench-http-" + std::to_string(::getpid()));
+  std::vector<bench::Serve> serves(instances);
+  std::uint64_t failures = 0;
   try {
-    // Logins for every connection: the per-address login limit would refuse them.
-    serve.start(bench::taskstream_binary(), {{"AUTH_RATE_LIMIT_PER_ADDRESS", "0"}, {"AUTH_RATE_LIMIT_PER_ACCOUNT", "0"}});
-    std::vector<std::string> tokens;
-    for (std::size_t i = 0; i < connections; ++i)
-      tokens.push_back(bench::new_user_token(serve.port, "load" + std::to_string(i) + "-" + std::to_string(::getpid()) + "@bench.example"));
-    const std::vector<std::string> anonymous(connections);
-    const std::string body = R"({"title":"bench task","description":"a task written by the HTTP benchmark","priority":"medium"})";
-
-    auto h = run_phase(serve.port, bhttp::verb::get, "/healthz", "", anonymous, 0, seconds);
-    std::printf("ceiling  GET /healthz, %zu connections, closed loop: %.0f req/s, p50 %.2f ms, p99 %.2f ms (errors %lu)\n", connections,
-                h.per_second, h.p50, h.p99, static_cast<unsigned long>(h.errors));
-    std::fflush(stdout);
-
-    const char* db = std::getenv("BENCH_DATABASE_URL");
-    const std::string db_url = db && *db ? db : "sqlite:///" + (serve.dir / "ceiling.db").string();
-    const double dbc = database_ceiling(db_url, connections, seconds);
-    std::printf("ceiling  database (%s): Store::create_task from %zu threads, no HTTP: %.0f tasks/s\n",
-                db && *db ? "BENCH_DATABASE_URL" : "SQLite", connections, dbc);
-    std::fflush(stdout);
-
-    auto p = run_phase(serve.port, bhttp::verb::post, "/tasks", body, tokens, 0, seconds);
-    std::printf("post     POST /tasks, %zu connections, closed loop: %.0f req/s, p50 %.2f ms, p99 %.2f ms (errors %lu)\n", connections,
-                p.per_second, p.p50, p.p99, static_cast<unsigned long>(p.errors));
-    std::fflush(stdout);
-    for (double share : {0.5, 0.8}) {
-      const double rate = std::max(1.0, share * p.per_second);
-      auto o = run_phase(serve.port, bhttp::verb::post, "/tasks", body, tokens, rate, seconds);
-      std::printf("open     POST /tasks at %.0f req/s (%.0f %% of closed loop), %zu connections: p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
-                  "%.0f req/s answered (errors %lu)\n",
-                  rate, share * 100, connections, o.p50, o.p99, o.max, o.per_second, static_cast<unsigned long>(o.errors));
+    {
+      // 1. Nothing else runs yet: no server, no relay or consumer reading the database.
+      FreshDatabase ceiling_db("ceiling", scratch);
+      const double dbc = database_ceiling(ceiling_db.url, connections, seconds);
+      std::printf("ceiling  database (%s, fresh, nothing else running): Store::create_task from %zu threads, no HTTP: %.0f tasks/s\n",
+                  ceiling_db.kind(), connections, dbc);
       std::fflush(stdout);
     }
+    if (database_only) {
+      std::filesystem::remove_all(scratch);
+      return 0;
+    }
+    FreshDatabase serve_db("serve", scratch);
+    std::vector<std::uint16_t> ports;
+    for (std::size_t k = 0; k < instances; ++k) {
+      serves[k].instance = "-" + std::to_string(k);
+      // Logins for every connection: the per-address login limit would refuse them.
+      serves[k].start(bench::taskstream_binary(), {{"AUTH_RATE_LIMIT_PER_ADDRESS", "0"},
+                                                   {"AUTH_RATE_LIMIT_PER_ACCOUNT", "0"},
+                                                   {"DATABASE_URL", serve_db.url}});
+      ports.push_back(serves[k].port);
+    }
+    std::vector<std::string> tokens;
+    for (std::size_t i = 0; i < connections; ++i)
+      tokens.push_back(bench::new_user_token(ports[i % ports.size()], "load" + std::to_string(i) + "-" + std::to_string(::getpid()) + "@bench.example"));
+    const std::vector<std::string> anonymous(connections);
+    const std::string body = R"({"title":"bench task","description":"a task written by the HTTP benchmark","priority":"medium"})";
+    const std::string where = instances == 1 ? "" : " over " + std::to_string(instances) + " instances";
+
+    auto h = run_phase(ports, bhttp::verb::get, "/healthz", "", anonymous, 0, seconds);
+    std::printf("ceiling  GET /healthz, %zu connections%s, closed loop: %.0f req/s, p50 %.2f ms, p99 %.2f ms (errors %lu)\n", connections,
+                where.c_str(), h.per_second, h.p50, h.p99, static_cast<unsigned long>(h.errors));
+    std::fflush(stdout);
+    failures += h.errors;
+
+    auto p = run_phase(ports, bhttp::verb::post, "/tasks", body, tokens, 0, seconds);
+    std::printf("post     POST /tasks, %zu connections%s, closed loop: %.0f req/s, p50 %.2f ms, p99 %.2f ms (errors %lu)\n", connections,
+                where.c_str(), p.per_second, p.p50, p.p99, static_cast<unsigned long>(p.errors));
+    std::fflush(stdout);
+    failures += p.errors;
+    for (double share : {0.5, 0.8}) {
+      const double rate = std::max(1.0, share * p.per_second);
+      auto o = run_phase(ports, bhttp::verb::post, "/tasks", body, tokens, rate, seconds);
+      std::printf("open     POST /tasks at %.0f req/s (%.0f %% of closed loop), %zu connections%s: p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+                  "%.0f req/s answered (errors %lu)\n",
+                  rate, share * 100, connections, where.c_str(), o.p50, o.p99, o.max, o.per_second, static_cast<unsigned long>(o.errors));
+      std::fflush(stdout);
+      failures += o.errors;
+    }
+    for (auto& s : serves) s.stop();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "http_load: %s\n", e.what());
-    serve.stop();
+    for (auto& s : serves) s.stop();
+    std::filesystem::remove_all(scratch);
     return 1;
   }
-  serve.stop();
-  return 0;
+  std::filesystem::remove_all(scratch);
+  if (failures > 0) std::printf("FAILED   %lu request(s) failed\n", static_cast<unsigned long>(failures));
+  return failures > 0 ? 1 : 0;
 }

@@ -174,6 +174,15 @@ class Broadcaster {
 
 using bench::pct;
 
+// A run that lost or missed anything is not a figure: each such finding is printed as a
+// FAILED line and the exit status is 1 (bench/run rejects the run).
+int g_failures = 0;
+void failed(const std::string& what) {
+  std::printf("FAILED   %s\n", what.c_str());
+  std::fflush(stdout);
+  ++g_failures;
+}
+
 std::string register_user(std::uint16_t port, const std::string& name) { return bench::new_user_token(port, name + "@bench.example"); }
 
 // ---- 1. latency ------------------------------------------------------------------------
@@ -238,6 +247,8 @@ void latency(Serve& serve, int rate, int seconds) {
   std::printf("latency  %5d changes/s x %d s: POST->frame p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%zu/%d frames) | "
               "floor, POST answered: p50 %6.2f ms  p99 %6.2f ms\n",
               rate, seconds, pct(got, 0.5), pct(got, 0.99), pct(got, 1.0), got.size(), total, pct(post, 0.5), pct(post, 0.99));
+  if (got.size() < static_cast<std::size_t>(total))
+    failed("latency at " + std::to_string(rate) + "/s: " + std::to_string(static_cast<std::size_t>(total) - got.size()) + " frame(s) never arrived");
   io.stop();
   io_thread.join();
 }
@@ -264,13 +275,21 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
   const double rss1 = serve.rss_mib();
 
   HttpConn http(serve.port);
-  const auto target = stats.frames.load() + static_cast<std::uint64_t>(changes) * stats.connected.load();
+  const auto before = stats.frames.load();
+  const auto target = before + static_cast<std::uint64_t>(changes) * stats.connected.load();
+  // The changes go in from another thread; the window is the ceiling's: from the first frame
+  // a client reads to the last.
+  std::thread poster([&] {
+    for (int i = 0; i < changes; ++i) http.call(bhttp::verb::post, "/tasks", json{{"title", "fan-" + std::to_string(i)}}.dump(), token);
+  });
+  const auto wait_from = Clock::now();
+  while (stats.frames == before && Clock::now() - wait_from < std::chrono::seconds(60)) std::this_thread::sleep_for(std::chrono::microseconds(200));
   const auto t0 = Clock::now();
-  for (int i = 0; i < changes; ++i) http.call(bhttp::verb::post, "/tasks", json{{"title", "fan-" + std::to_string(i)}}.dump(), token);
   while (stats.frames < target && Clock::now() - t0 < std::chrono::seconds(120)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  poster.join();
   const double rss2 = serve.rss_mib();
-  const auto delivered = stats.frames.load();
+  const auto delivered = stats.frames.load() - before;
   std::printf("fan-out  %zu sockets (%lu connected, %lu failed, %.1f s to connect): server RSS %.1f -> %.1f MiB = %.1f KiB/socket; "
               "after the frames %.1f MiB\n",
               sockets, static_cast<unsigned long>(stats.connected.load()), static_cast<unsigned long>(stats.failed.load()), connect_s,
@@ -279,6 +298,8 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
               static_cast<unsigned long>(stats.connected.load()), static_cast<unsigned long>(delivered), secs,
               static_cast<double>(delivered) / secs);
   n_clients = stats.connected.load();
+  if (stats.failed.load() > 0) failed("fan-out: " + std::to_string(stats.failed.load()) + " socket(s) failed to connect");
+  if (delivered < target - before) failed("fan-out: " + std::to_string(target - before - delivered) + " frame(s) undelivered");
   io.stop();
   io_thread.join();
   clients.clear();
@@ -289,12 +310,13 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
   const std::uint16_t bport = Serve::free_port();
   const pid_t child = fork();
   if (child == 0) {
-    asio::io_context bio;
+    // As many I/O threads as `serve` runs (one per core), each session on a strand.
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    asio::io_context bio(static_cast<int>(threads));
     Broadcaster b(bio, bport);
-    std::thread t([&] {
-      auto guard = asio::make_work_guard(bio);
-      bio.run();
-    });
+    std::vector<std::thread> pool;
+    auto guard = asio::make_work_guard(bio);
+    for (unsigned k = 0; k < threads; ++k) pool.emplace_back([&] { bio.run(); });
     while (b.sessions() < n_clients) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     const std::string sample = json{{"type", "task_created"}, {"seq", 1}, {"task_id", "00000000-0000-4000-8000-000000000000"},
@@ -302,7 +324,7 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
                                     {"timestamp", "2026-11-27T12:00:00.000Z"}}
                                   .dump();
     for (int i = 0; i < changes; ++i) b.broadcast(std::make_shared<const std::string>(sample));
-    t.join();  // until killed
+    for (auto& t : pool) t.join();  // until killed
     _exit(0);
   }
   asio::io_context cio;
@@ -322,8 +344,9 @@ void fanout(Serve& serve, std::size_t sockets, int changes) {
   const auto ct0 = Clock::now();
   while (cstats.frames < ctarget && Clock::now() - ct0 < std::chrono::seconds(120)) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   const double csecs = std::chrono::duration<double>(Clock::now() - ct0).count();
-  std::printf("ceiling  bare Beast broadcaster (own process), same clients: %lu frames in %.2f s = %.0f frames/s\n",
-              static_cast<unsigned long>(cstats.frames.load()), csecs, static_cast<double>(cstats.frames.load()) / csecs);
+  std::printf("ceiling  bare Beast broadcaster (own process, %u I/O threads as serve), same clients, first frame to last: %lu frames in %.2f s = %.0f frames/s\n",
+              std::max(1u, std::thread::hardware_concurrency()), static_cast<unsigned long>(cstats.frames.load()), csecs, static_cast<double>(cstats.frames.load()) / csecs);
+  if (cstats.frames.load() < ctarget) failed("ceiling: the bare broadcaster delivered " + std::to_string(cstats.frames.load()) + " of " + std::to_string(ctarget) + " frames");
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   cio.stop();
@@ -391,6 +414,7 @@ void broker_round_trip(int rate, int seconds) {
   std::printf("rtt      %5d msgs/s x %d s: broker round trip (produce -> consume, acks=all): p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms  (%zu/%d)\n",
               rate, seconds, pct(ok, 0.5), pct(ok, 0.99), pct(ok, 1.0), ok.size(), total);
   std::fflush(stdout);
+  if (ok.size() < static_cast<std::size_t>(total)) failed("broker round trip at " + std::to_string(rate) + "/s: " + std::to_string(static_cast<std::size_t>(total) - ok.size()) + " message(s) not consumed");
 }
 
 int main(int argc, char** argv) {
@@ -422,5 +446,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   serve.stop();
-  return 0;
+  return g_failures > 0 ? 1 : 0;
 }
