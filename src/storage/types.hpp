@@ -75,7 +75,10 @@ struct OutboxRecord {
 
 /// Builds the outbox records of one change once the store knows its `seq` (and, for an
 /// update, the task before and after). Called inside the transaction; must not block.
-/// `before` is null for a create, `after` is null for a delete.
+/// `before` is null for a create, `after` is null for a delete. For a create the store may
+/// call it once before the transaction with seq = INT64_MAX and write the real seq into
+/// each payload's top-level "seq" member itself (storage/impl/common.hpp, prebuild_events),
+/// so it must be a pure function of its arguments (it may run more than once).
 using EventFactory = std::function<std::vector<OutboxRecord>(const Task* before, const Task* after, std::int64_t seq)>;
 
 enum class ChangeStatus { ok, not_found, version_conflict };

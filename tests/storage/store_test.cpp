@@ -1530,17 +1530,38 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
   EXPECT_THROW(old_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), StorageError)
       << "no audit_log before migration 2";
 
+  // The first task's events are published and pruned before the upgrade: outbox ids must
+  // still never be reused after migration 6 rebuilds the outbox (SQLite).
+  const auto first = old_version.fetch_unpublished(10);
+  ASSERT_EQ(first.size(), 2u);
+  old_version.mark_published({first[0].id, first[1].id});
+  ASSERT_EQ(old_version.prune_outbox("9999-12-31T00:00:00Z"), 2u);
+  const auto second = old_version.create_task(new_task(user->id, "also from v1", ts(2)), kTwoEvents);
+  ASSERT_EQ(second.status, ChangeStatus::ok);
+
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 5);
+  EXPECT_EQ(new_version.schema_version(), 6);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
-  EXPECT_EQ(new_version.outbox_stats().waiting, 2);
+  EXPECT_EQ(new_version.get_task(user->id, second.task->id), second.task) << "v1 data survives";
+  const auto kept = new_version.fetch_unpublished(10);
+  ASSERT_EQ(kept.size(), 2u) << "unpublished events survive the outbox rebuild";
+  EXPECT_GT(kept[0].id, first[1].id);
+  new_version.mark_published({kept[0].id, kept[1].id});
+  ASSERT_EQ(new_version.prune_outbox("9999-12-31T00:00:00Z"), 2u);
+  const auto third = new_version.create_task(new_task(user->id, "after the upgrade", ts(3)), kTwoEvents);
+  ASSERT_EQ(third.status, ChangeStatus::ok);
+  const auto fresh = new_version.fetch_unpublished(10);
+  ASSERT_EQ(fresh.size(), 2u);
+  EXPECT_GT(fresh[0].id, kept[1].id) << "outbox ids are never reused, even after the table was emptied and rebuilt";
+  EXPECT_EQ(fresh[0].seq, 3);
+  EXPECT_NE(fresh[0].payload.find("\"seq\":3"), std::string::npos) << fresh[0].payload;
   EXPECT_EQ(new_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), 1u);
   const auto n = new_notification(user->id, ts(2));
   EXPECT_TRUE(new_version.create_notification("notify", n).second);
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 5);
+  EXPECT_EQ(new_version.schema_version(), 6);
   EXPECT_GT(new_version.record_operator_action({0, ts(3), "ops@example.com", "dlq.dry_run", "task-events", "", 0, 0, 0, "ok", ""}), 0)
       << "operator_actions exists after migration 5";
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);

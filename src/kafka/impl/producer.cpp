@@ -132,7 +132,8 @@ void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
   };
   if (!impl_->enabled) return fail(Error(errc::disabled, "KAFKA_ENABLED=false: not published", false, false));
   if (impl_->stopping.load()) return fail(Error(errc::closed, "producer is closed", false, false));
-  if (fatal()) return fail(Error(RD_KAFKA_RESP_ERR__FATAL, "producer is in a fatal state", false, true));
+  // A producer in a fatal state refuses the message itself (RD_KAFKA_RESP_ERR__FATAL, below):
+  // no separate check (and lock) per message.
 
   rd_kafka_headers_t* hdrs = nullptr;
   if (!msg.headers.empty()) {
@@ -155,7 +156,7 @@ void Producer::produce(OutgoingMessage msg, DeliveryCallback on_delivery) {
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     std::unique_ptr<DeliveryCallback> owned(cb);
     DeliveryResult r;
-    r.error = impl::make_error(err, "produce to " + msg.topic);
+    r.error = err == RD_KAFKA_RESP_ERR__FATAL ? Error(err, "producer is in a fatal state", false, true) : impl::make_error(err, "produce to " + msg.topic);
     if (*owned) (*owned)(r);
   }
 }

@@ -53,6 +53,35 @@ void fill_outbox_defaults(OutboxRecord& record, const std::string& user_id, std:
   if (record.event_id.empty()) record.event_id = events::new_event_id();
 }
 
+namespace {
+constexpr std::string_view kSeqToken = "\"seq\":9223372036854775807";
+}  // namespace
+
+PrebuiltEvents prebuild_events(const EventFactory& events, const Task* before, const Task* after) {
+  PrebuiltEvents pre;
+  pre.records = events(before, after, PrebuiltEvents::kSeqPlaceholder);
+  pre.seq_at.reserve(pre.records.size());
+  for (const auto& r : pre.records) {
+    // The token can only be the top-level member: inside a JSON string its quotes would be
+    // escaped. Exactly one occurrence, or the factory is not one this knows.
+    const auto at = r.payload.find(kSeqToken);
+    if (at == std::string::npos || r.payload.find(kSeqToken, at + 1) != std::string::npos) return pre;
+    pre.seq_at.push_back(at + kSeqToken.size() - 19);
+  }
+  pre.ok = true;
+  return pre;
+}
+
+std::vector<OutboxRecord> stamp_seq(const PrebuiltEvents& pre, std::int64_t seq) {
+  std::vector<OutboxRecord> out = pre.records;
+  const auto digits = std::to_string(seq);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i].payload.replace(pre.seq_at[i], 19, digits);
+    if (out[i].seq == PrebuiltEvents::kSeqPlaceholder) out[i].seq = seq;
+  }
+  return out;
+}
+
 std::optional<ChangeResult> plan_update(const std::optional<Task>& before, const std::function<bool(Task&)>& mutate,
                                         std::optional<std::int64_t> expected_version, const std::string& now, Task& after) {
   if (!before) return ChangeResult{ChangeStatus::not_found, std::nullopt, 0};

@@ -49,6 +49,23 @@ std::string email_key(std::string_view email);
 /// created_at (`now`) and event_id (a fresh UUID).
 void fill_outbox_defaults(OutboxRecord& record, const std::string& user_id, std::int64_t seq, const std::string& now);
 
+/// The events of a creation, built before its transaction: the factory runs with the seq
+/// not yet known (kSeqPlaceholder), and stamp_seq() writes the real one into each payload's
+/// top-level "seq" and into the record, inside the transaction. The writer that holds the
+/// database's write lock then only copies bytes instead of building JSON (docs/benchmarks.md).
+/// `ok` is false when a payload does not carry the placeholder exactly once (a factory that
+/// is not the service's): the caller then runs the factory inside the transaction as before.
+struct PrebuiltEvents {
+  static constexpr std::int64_t kSeqPlaceholder = 9'223'372'036'854'775'807;  // INT64_MAX: 19 digits
+  std::vector<OutboxRecord> records;
+  std::vector<std::size_t> seq_at;  ///< offset of the placeholder's digits in each payload
+  bool ok = false;
+};
+PrebuiltEvents prebuild_events(const EventFactory& events, const Task* before, const Task* after);
+/// A copy of the prebuilt records with `seq` in place of the placeholder (a copy: a
+/// transaction that is retried stamps again).
+std::vector<OutboxRecord> stamp_seq(const PrebuiltEvents& pre, std::int64_t seq);
+
 /// The backend-independent part of update_task. Returns the result to give back at once
 /// (not found, version conflict, or nothing changed), or nullopt with `after` set to the task
 /// to store: mutated, its identity (id, user_id, created_at) kept, version and updated_at advanced.

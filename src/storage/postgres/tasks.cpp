@@ -14,11 +14,14 @@ namespace taskstream::storage {
 using namespace postgres;
 
 ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& events) {
+  static const std::string insert_sql =
+      fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns);
+  // The events' JSON is built before the transaction (impl::prebuild_events).
+  const auto pre = impl::prebuild_events(events, nullptr, &task);
   return db_->write([&](Connection& conn) {
-    conn.query(fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns),
-               task_params(task));
+    conn.query(insert_sql, task_params(task));
     const auto seq = next_seq(conn, task.user_id);
-    insert_outbox(conn, events(nullptr, &task, seq), task.user_id, seq);
+    insert_outbox(conn, pre.ok ? impl::stamp_seq(pre, seq) : events(nullptr, &task, seq), task.user_id, seq);
     return ChangeResult{ChangeStatus::ok, task, seq};
   });
 }

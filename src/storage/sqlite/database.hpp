@@ -113,6 +113,12 @@ class Statement final {
     return *this;
   }
   Statement& bind(int index, const std::string& value) { return bind(index, std::string_view(value)); }
+  /// Binds without SQLite's copy: `value` must stay alive and unchanged until the statement
+  /// has run (or is reset). For large values bound once, such as an event's payload.
+  Statement& bind_static(int index, std::string_view value) {
+    check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC));
+    return *this;
+  }
   Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
   Statement& bind(int index, std::int64_t value) {
     check(sqlite3_bind_int64(stmt_, index, value));

@@ -46,9 +46,11 @@ void SqliteStore::migrate_to(std::int64_t target) {
     // Under BEGIN IMMEDIATE: a second process migrating at the same time waits here and
     // then finds the work done.
     conn.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
-    Statement current(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-    current.step();
-    const auto applied = current.int64(0);
+    const auto applied = [&] {
+      Statement current(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+      current.step();
+      return current.int64(0);
+    }();  // reset before the migrations run: DROP TABLE fails while a statement is active
     const auto known = static_cast<std::int64_t>(std::size(kMigrations));
     if (applied > known) {
       spdlog::warn("sqlite: schema is at version {}, newer than this build knows ({})", applied, known);

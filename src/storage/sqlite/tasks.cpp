@@ -14,13 +14,16 @@ namespace taskstream::storage {
 using namespace sqlite;
 
 ChangeResult SqliteStore::create_task(const Task& task, const EventFactory& events) {
+  static const std::string insert_sql =
+      fmt::format("INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", kTaskColumns);
+  // The events' JSON is built here, outside the group commit (impl::prebuild_events).
+  const auto pre = impl::prebuild_events(events, nullptr, &task);
   return db_->write([&](Connection& conn) {
-    Statement insert(conn, fmt::format("INSERT INTO tasks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                       kTaskColumns));
+    Statement insert(conn, insert_sql);
     write_task(insert, task);
     insert.run();
     const auto seq = next_seq(conn, task.user_id);
-    insert_outbox(conn, events(nullptr, &task, seq), task.user_id, seq);
+    insert_outbox(conn, pre.ok ? impl::stamp_seq(pre, seq) : events(nullptr, &task, seq), task.user_id, seq);
     return ChangeResult{ChangeStatus::ok, task, seq};
   });
 }
