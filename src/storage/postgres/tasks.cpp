@@ -17,7 +17,39 @@ ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& ev
   static const std::string insert_sql =
       fmt::format("INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", kTaskColumns);
   // The events' JSON is built before the transaction (impl::prebuild_events).
-  const auto pre = impl::prebuild_events(events, nullptr, &task);
+  auto pre = impl::prebuild_events(events, nullptr, &task);
+  if (pre.ok && !pre.records.empty()) {
+    // The whole change as one statement, so one round trip: the task, the user's next seq,
+    // and the outbox rows with that seq written into each payload's placeholder (which
+    // prebuild_events found exactly once in each).
+    const auto now = events::now_rfc3339();
+    constexpr int kTask = 11, kColumns = 8;
+    std::string sql = fmt::format(
+        "WITH t AS (INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)), "
+        "s AS (INSERT INTO user_seq (user_id, last_seq) VALUES ($2, 1) "
+        "ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq) "
+        "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) "
+        "SELECT v.topic, v.key, replace(v.payload, '\"seq\":{}', '\"seq\":' || s.last_seq), v.event_id, v.event_type, "
+        "v.traceparent, v.user_id, s.last_seq, v.created_at FROM s, (VALUES ",
+        kTaskColumns, impl::PrebuiltEvents::kSeqPlaceholder);
+    auto params = task_params(task);
+    params.reserve(kTask + pre.records.size() * kColumns);
+    for (std::size_t i = 0; i < pre.records.size(); ++i) {
+      auto& r = pre.records[i];
+      impl::fill_outbox_defaults(r, task.user_id, impl::PrebuiltEvents::kSeqPlaceholder, now);
+      sql += i ? ", (" : "(";
+      for (int c = 1; c <= kColumns; ++c) sql += fmt::format("{}${}", c > 1 ? ", " : "", kTask + static_cast<int>(i) * kColumns + c);
+      sql += ")";
+      params.insert(params.end(), {std::move(r.topic), std::move(r.key), std::move(r.payload), std::move(r.event_id),
+                                   std::move(r.event_type), std::move(r.traceparent), std::move(r.user_id), std::move(r.created_at)});
+    }
+    sql += ") AS v (topic, key, payload, event_id, event_type, traceparent, user_id, created_at) RETURNING seq";
+    return db_->write_one_statement([&](Connection& conn) {
+      const auto r = conn.query(sql, params);
+      if (r.rows() == 0) throw StorageError("postgres: creating a task wrote no outbox row", false);
+      return ChangeResult{ChangeStatus::ok, task, r.int64(0, 0)};
+    });
+  }
   return db_->write([&](Connection& conn) {
     conn.query(insert_sql, task_params(task));
     const auto seq = next_seq(conn, task.user_id);
