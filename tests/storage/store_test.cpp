@@ -1531,7 +1531,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
       << "no audit_log before migration 2";
 
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 5);
+  EXPECT_EQ(new_version.schema_version(), 6);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
   EXPECT_EQ(new_version.outbox_stats().waiting, 2);
   EXPECT_EQ(new_version.record_audit("audit", {audit_entry(user->id, task.task->id, 1, ts(1))}), 1u);
@@ -1540,7 +1540,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 5);
+  EXPECT_EQ(new_version.schema_version(), 6);
   EXPECT_GT(new_version.record_operator_action({0, ts(3), "ops@example.com", "dlq.dry_run", "task-events", "", 0, 0, 0, "ok", ""}), 0)
       << "operator_actions exists after migration 5";
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);

@@ -49,6 +49,9 @@ void SqliteStore::migrate_to(std::int64_t target) {
     Statement current(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
     current.step();
     const auto applied = current.int64(0);
+    // Finished before the migrations run: a statement still reading would make a DROP
+    // (migration 6) fail with SQLITE_LOCKED.
+    current.reset();
     const auto known = static_cast<std::int64_t>(std::size(kMigrations));
     if (applied > known) {
       spdlog::warn("sqlite: schema is at version {}, newer than this build knows ({})", applied, known);
