@@ -28,7 +28,11 @@
 //    GET /tasks?cursor=<page 1's next_cursor>, GET /tasks/{id}/history, POST /tasks. Each
 //    endpoint alternates between the two servers in slices of --slice seconds, --rounds
 //    times, so whatever else the machine runs falls on both alike. Prints each p99 (of
-//    all the slices) beside the empty one and their ratio (target <= 1.5).
+//    all the slices) beside the empty one and their ratio (target <= 1.5), and, less
+//    sensitive to one stall of the machine, the median of the slices' own p99s.
+//    Before that, the store's own cost of each of those reads on both databases (Store
+//    calls in this process, no HTTP, no server: "growth   store ..." lines, p50 in us),
+//    which the scheduling noise of a shared machine hardly touches.
 // 4. Prints SQLite's plan (EXPLAIN QUERY PLAN) of the store's queries on the 1M database.
 // KAFKA_BOOTSTRAP_SERVERS picks the broker `serve` uses. Output lines start with "growth"
 // or "plan"; see docs/benchmarks.md.
@@ -441,7 +445,10 @@ struct Server {
 struct Endpoint {
   std::string name;
   Result empty, big;
+  std::vector<double> empty_slices, big_slices;  // the p99 of each slice
 };
+
+double median(std::vector<double> v) { return pct(std::move(v), 0.5); }
 
 /// Both databases under a `serve` each (same environment but for the database, topics and
 /// groups), at once: every endpoint alternates between them in slices of `slice` seconds,
@@ -450,7 +457,7 @@ std::vector<Endpoint> measure(const std::array<Server*, 2>& servers, double rate
   std::mt19937_64 rng(7);
   const std::string post_body = R"({"title":"bench task","description":"a task written by the data growth benchmark","priority":"medium"})";
   std::vector<Endpoint> out;
-  for (const std::string name : {"GET-task", "list", "list-page2", "history", "POST"}) out.push_back({name, {}, {}});
+  for (const std::string name : {"GET-task", "list", "list-page2", "history", "POST"}) out.push_back({name, {}, {}, {}, {}});
   auto requests_for = [&](const std::string& name, Server& s) -> Requests {
     auto random_task = [&s, &rng](std::size_t c) -> const std::string& {
       const auto& ids = s.loaded->task_ids[c];
@@ -474,8 +481,40 @@ std::vector<Endpoint> measure(const std::array<Server*, 2>& servers, double rate
         // Alternate which goes first, so neither always follows the other's writes.
         const int w = (r % 2 == 0) ? which : 1 - which;
         auto* s = servers[static_cast<std::size_t>(w)];
-        (w == 0 ? e.empty : e.big).add(run_phase(s->serve.port, s->tokens, requests_for(e.name, *s), rate, slice));
+        const auto r = run_phase(s->serve.port, s->tokens, requests_for(e.name, *s), rate, slice);
+        (w == 0 ? e.empty_slices : e.big_slices).push_back(pct(r.latencies_ms, 0.99));
+        (w == 0 ? e.empty : e.big).add(r);
       }
+  return out;
+}
+
+/// The store's own cost of each read an endpoint makes, no HTTP and no other process: the
+/// Store (as `serve` opens it) on `path`, `calls` calls each, interleaved, single thread.
+/// Returns, per read, the latencies in microseconds.
+std::map<std::string, std::vector<double>> store_costs(const std::string& path, const Loaded& l, int calls) {
+  auto settings = config::Settings::load({{"DATABASE_URL", "sqlite:///" + path}});
+  auto store = storage::open_store(settings.database);
+  std::vector<std::string> user_ids, cursors;
+  for (const auto& email : l.emails) {
+    user_ids.push_back(store->find_user_by_email(email)->id);
+    cursors.push_back(*store->list_tasks(user_ids.back(), std::nullopt, 50, std::nullopt).next_cursor);
+  }
+  std::mt19937_64 rng(3);
+  std::map<std::string, std::vector<double>> out;
+  auto time = [&](const char* name, auto&& f) {
+    const auto t0 = Clock::now();
+    f();
+    out[name].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  };
+  for (int i = 0; i < calls; ++i) {
+    const auto c = static_cast<std::size_t>(i) % user_ids.size();
+    const auto& ids = l.task_ids[c];
+    const auto& task = ids[std::uniform_int_distribution<std::size_t>(0, ids.size() - 1)(rng)];
+    time("get_task", [&] { store->get_task(user_ids[c], task); });
+    time("list_tasks", [&] { store->list_tasks(user_ids[c], std::nullopt, 50, std::nullopt); });
+    time("list_tasks-cursor", [&] { store->list_tasks(user_ids[c], std::nullopt, 50, cursors[c]); });
+    time("task_history", [&] { store->task_history(user_ids[c], task); });
+  }
   return out;
 }
 
@@ -557,6 +596,15 @@ int main(int argc, char** argv) {
     print_plans(big_db);
     std::fflush(stdout);
 
+    {
+      const auto ce = store_costs(empty_db, e, 3000), cb = store_costs(big_db, b, 3000);
+      for (const auto& [name, v] : ce) {
+        const auto& w = cb.at(name);
+        std::printf("growth   store %-17s p50 empty %.0f us  1M %.0f us  ratio %.2f  (p99 empty %.0f us  1M %.0f us; %zu calls each)\n",
+                    name.c_str(), pct(v, 0.5), pct(w, 0.5), pct(w, 0.5) / pct(v, 0.5), pct(v, 0.99), pct(w, 0.99), v.size());
+      }
+      std::fflush(stdout);
+    }
     ::sync();  // the loader's dirty pages written back before any fsync is timed (as bench/run's settle)
     std::this_thread::sleep_for(std::chrono::seconds(2));
     Server empty_server, big_server;
@@ -569,9 +617,11 @@ int main(int argc, char** argv) {
         const double p99e = pct(r.empty.latencies_ms, 0.99), p99b = pct(r.big.latencies_ms, 0.99);
         const double ratio = p99e > 0 ? p99b / p99e : 0;
         worst = std::max(worst, ratio);
-        std::printf("growth   %-10s p99 empty %.2f ms  1M %.2f ms  ratio %.2f  (p50 empty %.2f ms  1M %.2f ms; max %.1f / %.1f ms; "
-                    "%zu / %zu requests at %.0f req/s; errors %lu / %lu)\n",
-                    r.name.c_str(), p99e, p99b, ratio, pct(r.empty.latencies_ms, 0.5), pct(r.big.latencies_ms, 0.5),
+        const double me = median(r.empty_slices), mb = median(r.big_slices);
+        std::printf("growth   %-10s p99 empty %.2f ms  1M %.2f ms  ratio %.2f  (median of the %zu slices' p99: empty %.2f ms  1M %.2f ms  "
+                    "ratio %.2f; p50 empty %.2f ms  1M %.2f ms; max %.1f / %.1f ms; %zu / %zu requests at %.0f req/s; errors %lu / %lu)\n",
+                    r.name.c_str(), p99e, p99b, ratio, r.empty_slices.size(), me, mb, me > 0 ? mb / me : 0,
+                    pct(r.empty.latencies_ms, 0.5), pct(r.big.latencies_ms, 0.5),
                     pct(r.empty.latencies_ms, 1.0), pct(r.big.latencies_ms, 1.0), r.empty.latencies_ms.size(), r.big.latencies_ms.size(),
                     rate, static_cast<unsigned long>(r.empty.errors), static_cast<unsigned long>(r.big.errors));
         std::fflush(stdout);
