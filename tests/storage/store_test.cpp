@@ -1540,7 +1540,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
   ASSERT_EQ(second.status, ChangeStatus::ok);
 
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 6);
+  EXPECT_EQ(new_version.schema_version(), 7);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
   EXPECT_EQ(new_version.get_task(user->id, second.task->id), second.task) << "v1 data survives";
   const auto kept = new_version.fetch_unpublished(10);
@@ -1561,7 +1561,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 6);
+  EXPECT_EQ(new_version.schema_version(), 7);
   EXPECT_GT(new_version.record_operator_action({0, ts(3), "ops@example.com", "dlq.dry_run", "task-events", "", 0, 0, 0, "ok", ""}), 0)
       << "operator_actions exists after migration 5";
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);
