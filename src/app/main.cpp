@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -24,10 +25,10 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 /// glibc gives each thread that meets a contended arena a new one, up to 8 per core; serve
-/// runs ~100 threads (the blocking pool, librdkafka's), so an idle process held 13 arenas,
-/// each with its own free space: ~5 MiB of its 38 MiB RSS. One arena per core keeps the
-/// contention low (allocation is a small part of a request: POST /tasks throughput A/B in
-/// docs/benchmarks.md). MALLOC_ARENA_MAX or GLIBC_TUNABLES=glibc.malloc.arena_max wins.
+/// runs ~100 threads (the blocking pool, librdkafka's), so an idle process held 15 arenas,
+/// each with its own free space: ~5 MiB of a 39 MiB RSS. One arena per core (at least 2),
+/// with glibc's per-thread cache in front, keeps contention low (docs/benchmarks.md,
+/// "Memory of an idle serve"). MALLOC_ARENA_MAX or GLIBC_TUNABLES=glibc.malloc.arena_max wins.
 void limit_malloc_arenas() {
   if (std::getenv("MALLOC_ARENA_MAX")) return;
   if (const char* t = std::getenv("GLIBC_TUNABLES"); t && std::strstr(t, "arena_max")) return;
