@@ -23,6 +23,8 @@
 #include "auth/jwt.hpp"
 #include "http/server.hpp"
 #include "kafka/admin.hpp"
+#include "kafka/clients.hpp"
+#include "kafka/dead_letter.hpp"
 #include "kafka/consumer_metrics.hpp"
 #include "kafka/producer.hpp"
 #include "ops/live_feed.hpp"
@@ -78,13 +80,17 @@ class KafkaProbe final {
   bool last_ = false;
 };
 
-/// TASKSTREAM_FAILPOINT (tests only, docs/configuration.md): with `kill_before_commit`, the
-/// setup of every consumer of this process makes it die by SIGKILL after a batch's effects
-/// and before its offsets are stored, as a crash there would (WorkerCrash.*). Otherwise null.
-kafka::ConsumerSetup failpoint_setup() {
+/// The setup of every consumer of this process (workers::Consumers, ws::Hub): its dead
+/// letters go through the process's one DLQ producer (null with Kafka disabled), and
+/// TASKSTREAM_FAILPOINT (tests only, docs/configuration.md) with `kill_before_commit` makes it
+/// die by SIGKILL after a batch's effects and before its offsets are stored, as a crash there
+/// would (WorkerCrash.*).
+kafka::ConsumerSetup consumer_setup_for(std::shared_ptr<kafka::Producer> dead_letters) {
   const char* fp = std::getenv("TASKSTREAM_FAILPOINT");
-  if (!fp || std::string_view(fp) != "kill_before_commit") return {};
-  return [](kafka::ConsumerOptions& o) {
+  const bool kill_before_commit = fp && std::string_view(fp) == "kill_before_commit";
+  return [dead_letters = std::move(dead_letters), kill_before_commit](kafka::ConsumerOptions& o) {
+    o.dead_letter_producer = dead_letters;
+    if (!kill_before_commit) return;
     o.before_store_offsets = [group = o.group_id](std::span<const kafka::Message> batch) {
       // The pause lets effects that follow the handler (the email dispatcher's send) happen first.
       spdlog::critical("consumer {}: failpoint kill_before_commit: SIGKILL after {} message(s)", group, batch.size());
@@ -187,8 +193,13 @@ int run(const config::Settings& settings, const Plan& plan) {
 
   std::optional<kafka::Producer> producer;  // the relay's alone
   std::optional<outbox::Relay> relay;
-  const auto consumer_setup = failpoint_setup();
-  workers::Consumers consumers(settings, *store, consumer_names, consumer_setup);
+  // The process's one dead-letter producer, shared by every consumer (the hub's too) and the
+  // email dispatcher: one librdkafka client instead of one each. Built before them and
+  // closed after they all stopped (below), so it outlives every dead letter they send.
+  std::shared_ptr<kafka::Producer> dead_letters;
+  if (settings.kafka_enabled) dead_letters = std::make_shared<kafka::Producer>(settings, kafka::dead_letter_producer_options());
+  const auto consumer_setup = consumer_setup_for(dead_letters);
+  workers::Consumers consumers(settings, *store, consumer_names, consumer_setup, dead_letters);
   std::optional<reminders::Scheduler> reminder_scheduler;
   // Operators' Kafka work (reading a dead-letter topic, a redrive) takes seconds: on threads
   // of its own, so it never holds up the database calls of user requests.
@@ -221,6 +232,7 @@ int run(const config::Settings& settings, const Plan& plan) {
   } else {
     api::register_operations_routes(router, ctx);
   }
+  kafka::register_client_metrics(metrics);
   kafka::register_consumer_metrics(metrics, [&] {
     std::vector<const kafka::ConsumerRunner*> rs;
     if (hub) rs.push_back(hub->consumer());
@@ -262,6 +274,9 @@ int run(const config::Settings& settings, const Plan& plan) {
                 relay->stop();
               }});
   }
+  // Stopped after every consumer and the email dispatcher (those wait for their own dead
+  // letters' acknowledgements): whatever is left is flushed, by the deadline.
+  if (dead_letters) life.add({"dead-letter producer", {}, [&](auto until) { dead_letters->close(left(until)); }});
   // The consumers, the scheduler, the console's monitor and feed and the hub stop side by
   // side: each close is bounded, but with the broker gone they would add up past the deadline.
   life.add({"consumers", [&] { consumers.start(); }, [&](auto until) { consumers.stop(until); }, true});  // each commits what it handled

@@ -1,5 +1,7 @@
 #include "kafka/consumer_metrics.hpp"
 
+#include "kafka/clients.hpp"
+
 #include <fmt/format.h>
 
 #include <optional>
@@ -35,6 +37,15 @@ void register_consumer_metrics(util::MetricsRegistry& metrics, std::function<std
            [](const PartitionStats& s) { return std::optional<std::uint64_t>(s.retried); });
     family("consumer_lag", "gauge", "End offset minus the group's committed offset, per assigned partition (refreshed every second).",
            [](const PartitionStats& s) { return s.lag; });
+  });
+}
+
+void register_client_metrics(util::MetricsRegistry& metrics) {
+  metrics.add_collector([](std::string& out) {
+    out += "# HELP kafka_clients librdkafka clients alive in this process, by type (admin clients are producers) and client.id.\n"
+           "# TYPE kafka_clients gauge\n";
+    for (const auto& c : live_clients())
+      out += fmt::format("kafka_clients{{type=\"{}\",client_id=\"{}\"}} {}\n", c.type, util::escape_label(c.client_id), c.count);
   });
 }
 

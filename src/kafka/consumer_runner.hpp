@@ -10,7 +10,8 @@
 // NonRetriableError skips the retries. When a batch keeps failing, its messages are handled
 // one by one to find the poison ones; those that still fail go to `<topic>.dlq` (with
 // BatchContext::dead_letter a handler sends one there directly). The runner then goes on.
-// A dead letter counts as handled only once the DLQ acknowledged it.
+// A dead letter counts as handled only once the DLQ acknowledged it. The dead letters go
+// through ConsumerOptions::dead_letter_producer, the process's one, when it is given.
 // An outage (ConsumerOptions::is_outage: the database is down, full or read-only) is no
 // message's fault: the batch is tried again (backoff up to 1 s) until it succeeds, the
 // runner stops or its partitions are revoked, never isolated or dead-lettered, and its
@@ -61,6 +62,8 @@ class NonRetriableError : public std::runtime_error {
  private:
   std::string reason_;
 };
+
+class Producer;
 
 namespace impl {
 class BatchPolicy;
@@ -140,6 +143,11 @@ struct ConsumerOptions {
   /// are stored; the poll waits for it. The app layer installs TASKSTREAM_FAILPOINT with it
   /// (src/app/serve.cpp, docs/configuration.md).
   std::function<void(std::span<const Message> batch)> before_store_offsets;
+  /// Where dead letters are written: the process's one producer (built with
+  /// dead_letter_producer_options), shared by every runner and kept alive by each while it
+  /// runs; its owner flushes and closes it after the last runner stopped. Null: the runner
+  /// builds a producer of its own at start and drops it at stop (tests, benchmarks).
+  std::shared_ptr<Producer> dead_letter_producer;
 };
 
 /// Adjusts a consumer's options before its runner is built: how the app layer hands its

@@ -1,6 +1,10 @@
 #pragma once
 // Dead letters: a message that cannot be handled goes to `<topic>.dlq` unchanged (key,
 // payload, original headers) with headers saying why and where it came from.
+//
+// A process writes its dead letters through one producer (dead_letter_producer_options),
+// shared by its consumers and its email dispatcher (src/app/serve.cpp): each waits for the
+// acknowledgement of its own dead letters before it goes on.
 
 #include <cstdint>
 #include <string>
@@ -8,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "kafka/client_config.hpp"
 #include "kafka/message.hpp"
 
 namespace taskstream::kafka {
@@ -37,6 +42,11 @@ inline constexpr std::string_view attempts = "dlq.attempts";
 inline constexpr std::string_view first_failure = "dlq.first_failure";
 inline constexpr std::string_view last_failure = "dlq.last_failure";
 }  // namespace dlq_header
+
+/// The options of a process's dead-letter producer (client.id `taskstream-dlq`): idempotent,
+/// acks=all like every producer here, and a dead letter not acknowledged within 30 s fails
+/// (its sender tries again; nothing waits without limit on a broker that is gone).
+ProducerOptions dead_letter_producer_options();
 
 /// `<topic>.dlq`
 std::string dlq_topic(std::string_view topic);

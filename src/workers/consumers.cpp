@@ -30,7 +30,7 @@ std::vector<std::string> parse_consumer_list(const std::string& list) {
 }
 
 Consumers::Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names,
-                     const kafka::ConsumerSetup& setup) {
+                     const kafka::ConsumerSetup& setup, std::shared_ptr<kafka::Producer> dead_letters) {
   for (const auto& name : names) {
     kafka::ConsumerOptions o;
     o.client_id = "taskstream-" + name;
@@ -53,7 +53,9 @@ Consumers::Consumers(const config::Settings& settings, storage::Store& store, st
       o.max_batch = 500;
       if (!email_) {
         email_ = std::make_unique<notify::SmtpSender>(settings);
-        dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, store, store, *email_);
+        EmailDispatcherOptions eo;
+        eo.dead_letter_producer = dead_letters;
+        dispatcher_ = std::make_unique<EmailDispatcher>(settings, store, store, store, *email_, eo);
       }
       if (setup) setup(o);
       entries_.push_back({name, o.group_id,

@@ -27,8 +27,11 @@ std::vector<std::string> parse_consumer_list(const std::string& list);
 
 class Consumers final {
  public:
-  /// `setup` (may be null) adjusts each consumer's options before its runner is built.
-  Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names, const kafka::ConsumerSetup& setup = {});
+  /// `setup` (may be null) adjusts each consumer's options before its runner is built (the
+  /// app sets the process's dead-letter producer there). `dead_letters` (may be null: one of
+  /// its own) is the email dispatcher's DLQ producer; it must be closed only after stop().
+  Consumers(const config::Settings& settings, storage::Store& store, std::vector<std::string> names, const kafka::ConsumerSetup& setup = {},
+            std::shared_ptr<kafka::Producer> dead_letters = {});
   ~Consumers();
   void start();
   /// Stops every consumer at once (each close is bounded; with the broker gone they would

@@ -40,10 +40,13 @@ EmailDispatcher::~EmailDispatcher() { stop(); }
 
 void EmailDispatcher::start() {
   if (thread_.joinable()) return;
-  if (settings_.kafka_enabled) {
-    kafka::ProducerOptions po;
+  own_dlq_ = settings_.kafka_enabled && !options_.dead_letter_producer;
+  if (own_dlq_) {
+    auto po = kafka::dead_letter_producer_options();
     po.client_id = "taskstream-email-dlq";
-    dlq_ = std::make_unique<kafka::Producer>(settings_, po);
+    dlq_ = std::make_shared<kafka::Producer>(settings_, po);
+  } else if (settings_.kafka_enabled) {
+    dlq_ = options_.dead_letter_producer;
   }
   stop_ = false;
   thread_ = std::thread([this] { loop(); });
@@ -57,7 +60,7 @@ void EmailDispatcher::stop() {
   }
   cv_.notify_all();
   thread_.join();
-  if (dlq_) dlq_->close(std::chrono::seconds(5));
+  if (dlq_ && own_dlq_) dlq_->close(std::chrono::seconds(5));  // the shared one is its owner's to close
   dlq_.reset();
 }
 

@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "config/settings.hpp"
+#include "kafka/dead_letter.hpp"
 #include "kafka/producer.hpp"
 #include "notify/email.hpp"
 #include "storage/roles.hpp"
@@ -42,6 +43,9 @@ struct EmailDispatcherOptions {
   /// How often the queue is looked at when nobody wakes the dispatcher (other instances'
   /// emails, retries falling due).
   std::chrono::milliseconds poll_interval{500};
+  /// Where dead letters go: the process's one DLQ producer (kafka/dead_letter.hpp), which
+  /// must be closed only after stop(). Null: the dispatcher builds its own at start.
+  std::shared_ptr<kafka::Producer> dead_letter_producer;
 };
 
 struct EmailDispatcherStats {
@@ -79,7 +83,8 @@ class EmailDispatcher final {
   storage::UserStore& users_;
   notify::EmailSender& sender_;
   EmailDispatcherOptions options_;
-  std::unique_ptr<kafka::Producer> dlq_;
+  std::shared_ptr<kafka::Producer> dlq_;
+  bool own_dlq_ = false;  ///< dlq_ was built here (no options_.dead_letter_producer)
 
   std::thread thread_;
   std::mutex mutex_;

@@ -3,14 +3,18 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "events/events.hpp"
 #include "kafka/consumer_runner.hpp"
 #include "kafka/producer.hpp"
 #include "workers/event_batch.hpp"
 #include "kafka/tail.hpp"
+#include "serve_process.hpp"
 #include "test_env.hpp"
 
 using namespace taskstream;
@@ -39,7 +43,98 @@ std::vector<DeadLetter> read_dlq(const config::Settings& s, const std::string& t
   return out;
 }
 
+/// The librdkafka clients of process `pid` as librdkafka itself shows them: each client runs
+/// exactly one thread named rdk:main.
+int rdkafka_clients_of(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    n += name == "rdk:main";
+  }
+  return n;
+}
+
+/// The kafka_clients gauge of a process's /metrics: (type, client_id) -> count.
+std::map<std::pair<std::string, std::string>, int> kafka_clients_metric(std::uint16_t port) {
+  std::map<std::pair<std::string, std::string>, int> out;
+  std::istringstream in(itest::http_request(port, "GET", "/metrics").body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("kafka_clients{", 0) != 0) continue;
+    auto field = [&](const std::string& key) {
+      auto at = line.find(key + "=\"");
+      if (at == std::string::npos) return std::string();
+      at += key.size() + 2;
+      return line.substr(at, line.find('"', at) - at);
+    };
+    out[{field("type"), field("client_id")}] += std::stoi(line.substr(line.rfind(' ') + 1));
+  }
+  return out;
+}
+
+/// Waits until the process's figures settle (admin clients come and go) and checks that it
+/// runs `consumers` consumer clients and exactly one dead-letter producer, and that
+/// /metrics counts every librdkafka client the process has.
+void expect_one_dlq_producer(const itest::ServeProcess& p, std::uint16_t port, int consumers) {
+  std::map<std::pair<std::string, std::string>, int> clients;
+  int dlq = 0, consumer = 0, total = 0, threads = -1;
+  const bool settled = itest::wait_until([&] {
+    clients = kafka_clients_metric(port);
+    dlq = consumer = total = 0;
+    for (const auto& [key, n] : clients) {
+      total += n;
+      if (key.first == "consumer") consumer += n;
+      if (key.first == "producer" && key.second.find("dlq") != std::string::npos) dlq += n;
+    }
+    threads = rdkafka_clients_of(p.pid());
+    return dlq == 1 && consumer == consumers && total == threads;
+  }, 30s);
+  std::string shown;
+  for (const auto& [key, n] : clients) shown += key.first + "/" + key.second + "=" + std::to_string(n) + " ";
+  EXPECT_TRUE(settled) << "dead-letter producers " << dlq << " (want 1), consumers " << consumer << " (want " << consumers
+                       << "), clients in /metrics " << total << " vs rdk:main threads " << threads << ": " << shown;
+  EXPECT_EQ(clients[std::make_pair(std::string("producer"), std::string("taskstream-dlq"))], 1) << shown;
+}
+
 }  // namespace
+
+// Issue 20: one DLQ producer per process, shared by every consumer (the hub's too) and the
+// email dispatcher, instead of one each; seen from outside: /metrics' kafka_clients checked
+// against librdkafka's own threads (one rdk:main per client), and dead letters of two
+// consumers both going through it.
+TEST(KafkaRealBroker, ServeAndWorkerRunOneDeadLetterProducerSharedByTheirConsumers) {
+  itest::ServeProcess serve;
+  ASSERT_TRUE(itest::wait_until([&] { return serve.call("GET", "/readyz").status == 200; }, 60s)) << serve.log();
+  expect_one_dlq_producer(serve, serve.port(), 3);  // audit, notification, the hub's
+
+  // A poison message for the audit consumer and one for the notification consumer: both
+  // dead-lettered (through the one producer), each counted by its own group.
+  auto s = config::Settings::load(config::EnvMap(serve.env().begin(), serve.env().end()));
+  kafka::Producer producer(s);
+  ASSERT_TRUE(producer.send({serve.topic("task-events"), "user-a", "{not json", {}, std::nullopt}).get().ok());
+  ASSERT_TRUE(producer.send({serve.topic("notification.request"), "user-b", "{not json", {}, std::nullopt}).get().ok());
+  const auto audit_dl = read_dlq(s, serve.topic("task-events"), 1);
+  const auto notification_dl = read_dlq(s, serve.topic("notification.request"), 1);
+  ASSERT_EQ(audit_dl.size(), 1u) << serve.log();
+  ASSERT_EQ(notification_dl.size(), 1u) << serve.log();
+  EXPECT_EQ(audit_dl[0].headers.at("dlq.reason"), "bad_json");
+  EXPECT_EQ(notification_dl[0].headers.at("dlq.reason"), "bad_json");
+  EXPECT_TRUE(itest::wait_until([&] { return serve.metric("consumer_messages_dead_lettered_total") == 2; }, 30s))
+      << serve.metric("consumer_messages_dead_lettered_total");
+  expect_one_dlq_producer(serve, serve.port(), 3);
+  EXPECT_EQ(serve.stop(), 0) << serve.log();
+
+  auto env = serve.env();
+  const auto worker_port = itest::free_port();
+  env["HTTP_PORT"] = std::to_string(worker_port);
+  itest::ServeProcess worker(env, {"worker", "--consumers", "all", "--port", std::to_string(worker_port)});
+  ASSERT_TRUE(itest::wait_until([&] { return itest::http_request(worker_port, "GET", "/readyz").status == 200; }, 60s)) << worker.log();
+  expect_one_dlq_producer(worker, worker_port, 2);  // audit, notification
+  EXPECT_EQ(worker.stop(), 0) << worker.log();
+}
 
 TEST(KafkaRealBroker, PoisonMessagesGoToTheDlqWithTheirReason) {
   auto s = itest::kafka_settings();

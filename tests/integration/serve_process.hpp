@@ -206,6 +206,7 @@ class ServeProcess final {
   std::string database_url() const { return env_.at("DATABASE_URL"); }
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& prefix() const { return prefix_; }
   const std::map<std::string, std::string>& env() const { return env_; }
   std::string topic(const std::string& name) const { return prefix_ + "-" + name; }

@@ -140,15 +140,19 @@ BatchPolicy::BatchPolicy(const ConsumerOptions& options, const BatchHandler& han
 BatchPolicy::~BatchPolicy() = default;
 
 void BatchPolicy::open_dlq(const config::Settings& settings) {
-  ProducerOptions po;
+  own_dlq_ = !opt_.dead_letter_producer;
+  if (!own_dlq_) {
+    dlq_ = opt_.dead_letter_producer;
+    return;
+  }
+  auto po = dead_letter_producer_options();
   po.client_id = opt_.client_id + "-dlq";
-  po.delivery_timeout = std::chrono::seconds(30);
-  dlq_ = std::make_unique<Producer>(settings, po);
+  dlq_ = std::make_shared<Producer>(settings, po);
 }
 
 void BatchPolicy::close_dlq(std::chrono::milliseconds deadline) {
   if (!dlq_) return;
-  dlq_->flush(deadline);
+  if (own_dlq_) dlq_->flush(deadline);
   dlq_.reset();
 }
 

@@ -129,9 +129,12 @@ class BatchPolicy final {
   BatchPolicy(const BatchPolicy&) = delete;
   BatchPolicy& operator=(const BatchPolicy&) = delete;
 
-  /// Builds the DLQ producer. Throws KafkaException on a bad configuration.
+  /// Takes ConsumerOptions::dead_letter_producer, or builds a producer of its own when none
+  /// is given. Throws KafkaException on a bad configuration.
   void open_dlq(const config::Settings& settings);
-  /// Waits up to `deadline` for the DLQ's deliveries, then drops the producer.
+  /// Lets go of the DLQ producer: one of its own is flushed first (up to `deadline`); the
+  /// shared one is left to its owner. Nothing of this runner's is in flight by then either
+  /// way: handle() waits for each dead letter's acknowledgement.
   void close_dlq(std::chrono::milliseconds deadline);
 
   /// Handles a batch: true when every message was handled or dead-lettered, false when it
@@ -169,7 +172,8 @@ class BatchPolicy final {
   PartitionFigures& figures_;
   const std::atomic<bool>& stopping_;
   const std::atomic<bool>& abort_retries_;
-  std::unique_ptr<Producer> dlq_;
+  std::shared_ptr<Producer> dlq_;
+  bool own_dlq_ = false;  ///< dlq_ was built here (no ConsumerOptions::dead_letter_producer)
   std::mt19937_64 rng_{std::random_device{}()};
   // The outage in progress: attempts so far and when it was last logged.
   int outage_attempts_ = 0;

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "kafka/clients.hpp"
+
 namespace taskstream::kafka::impl {
 namespace {
 
@@ -45,11 +47,38 @@ struct LogWindow {
 /// with the handle (HandleDeleter, destroy_without_close).
 struct ClientContext {
   void* owner = nullptr;  ///< make_client's `owner`, for the creator's own callbacks
+  std::pair<std::string, std::string> key;  ///< librdkafka type and client.id, for live_clients()
   std::mutex mutex;       ///< guards what follows (callbacks run on librdkafka's threads)
   std::optional<Error> last_error;  ///< the last non-retriable error
   std::string cert_refusal;         ///< why a broker certificate was last refused, until one passes
   std::map<std::string, LogWindow, std::less<>> log_windows;  ///< by facility
 };
+
+// Every librdkafka client alive in this process, by type and client.id: made by make_client,
+// gone with its context (HandleDeleter, destroy_without_close). Read by live_clients().
+// Never destroyed, so that a client outliving static destruction still counts itself out.
+std::mutex& g_live_mutex = *new std::mutex;
+std::map<std::pair<std::string, std::string>, std::size_t>& g_live = *new std::map<std::pair<std::string, std::string>, std::size_t>;
+
+void count_client(const std::pair<std::string, std::string>& key, bool made) noexcept {
+  std::lock_guard lock(g_live_mutex);
+  if (made) {
+    try {
+      ++g_live[key];
+    } catch (...) {  // an allocation failure must not lose the client: its figure is then short
+    }
+    return;
+  }
+  auto it = g_live.find(key);
+  if (it != g_live.end() && --it->second == 0) g_live.erase(it);
+}
+
+/// Deletes a client's context after its handle is gone, and counts the client out.
+void forget(ClientContext* ctx) noexcept {
+  if (!ctx) return;
+  count_client(ctx->key, false);
+  delete ctx;
+}
 
 ClientContext* context_of(const rd_kafka_t* rk) noexcept { return rk ? static_cast<ClientContext*>(rd_kafka_opaque(rk)) : nullptr; }
 
@@ -156,7 +185,7 @@ bool is_secret(const std::string& key) { return key.find("password") != std::str
 void HandleDeleter::operator()(rd_kafka_t* rk) const noexcept {
   ClientContext* ctx = context_of(rk);
   rd_kafka_destroy(rk);  // no callback runs after it returns
-  delete ctx;
+  forget(ctx);
 }
 
 void destroy_without_close(Handle handle) noexcept {
@@ -164,7 +193,7 @@ void destroy_without_close(Handle handle) noexcept {
   if (!rk) return;
   ClientContext* ctx = context_of(rk);
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-  delete ctx;
+  forget(ctx);
 }
 
 std::optional<Error> last_client_error(const rd_kafka_t* rk) {
@@ -192,12 +221,15 @@ Handle make_client(rd_kafka_type_t type, const Properties& props, const std::fun
   if (customize) customize(conf);
   auto ctx = std::make_unique<ClientContext>();
   ctx->owner = owner;
+  ctx->key = {type == RD_KAFKA_PRODUCER ? "producer" : "consumer", find_property(props, "client.id")};
+  if (ctx->key.second.empty()) ctx->key.second = "rdkafka";  // librdkafka's default client.id
   rd_kafka_conf_set_opaque(conf, ctx.get());
   rd_kafka_t* rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
     throw KafkaException(Error(errc::invalid_config, errstr, false, false));
   }
+  count_client(ctx->key, true);
   ctx.release();  // the handle's now: deleted with it
   return Handle(rk);
 }
@@ -216,3 +248,15 @@ Error make_error(const rd_kafka_error_t* err, std::string_view context) {
 }
 
 }  // namespace taskstream::kafka::impl
+
+namespace taskstream::kafka {
+
+std::vector<LiveClients> live_clients() {
+  std::vector<LiveClients> out;
+  std::lock_guard lock(impl::g_live_mutex);
+  out.reserve(impl::g_live.size());
+  for (const auto& [key, n] : impl::g_live) out.push_back({key.first, key.second, n});
+  return out;
+}
+
+}  // namespace taskstream::kafka

@@ -2,6 +2,13 @@
 
 namespace taskstream::kafka {
 
+ProducerOptions dead_letter_producer_options() {
+  ProducerOptions po;
+  po.client_id = "taskstream-dlq";
+  po.delivery_timeout = std::chrono::seconds(30);
+  return po;
+}
+
 std::string dlq_topic(std::string_view topic) { return std::string(topic) + ".dlq"; }
 
 Headers build_dlq_headers(const DeadLetterInfo& info, const std::vector<std::pair<std::string_view, std::string_view>>& original) {
