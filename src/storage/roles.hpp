@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,17 @@ class OutboxStore {
   virtual bool hold_relay_lease() { return true; }
   /// The oldest unpublished rows, by id, at most `limit`.
   virtual std::vector<OutboxRecord> fetch_unpublished(int limit) = 0;
+  /// The oldest unpublished rows, by id, whose id is not in `skip`, at most `limit`: the
+  /// relay's next batch, past the rows it already holds (in flight or being marked). One
+  /// consistent look at the outbox, so a row left out is either in `skip` or committed after
+  /// every row returned. This default reads `limit + skip.size()` rows and drops the skipped
+  /// ones; the backends step over them without decoding them.
+  virtual std::vector<OutboxRecord> fetch_unpublished_skipping(int limit, const std::unordered_set<std::int64_t>& skip) {
+    auto rows = fetch_unpublished(limit + static_cast<int>(skip.size()));
+    if (!skip.empty()) std::erase_if(rows, [&](const OutboxRecord& r) { return skip.count(r.id) > 0; });
+    if (rows.size() > static_cast<std::size_t>(limit)) rows.resize(static_cast<std::size_t>(limit));
+    return rows;
+  }
   /// Marks rows published (idempotent).
   virtual void mark_published(const std::vector<std::int64_t>& ids) = 0;
   virtual OutboxStats outbox_stats() = 0;

@@ -83,6 +83,48 @@ TEST(RelayOrder, APermanentErrorMidBatchMakesTheClientFatalAndTheRelaySendsAgain
   print_relay("permanent produce error mid-batch, gapless", st, copies);
 }
 
+// Several batches in flight (small batches, four at a time) when a partition's request is
+// refused for good: broker 2 holds its answer (INVALID_RECORD) for 500 ms while the relay keeps
+// fetching and producing batches to the other brokers and queueing broker 2's rows behind
+// the refused request. The gapless client fails every later message of those partitions,
+// whichever batch they came in; the relay fetches nothing more until every report is in,
+// then starts again from the first failed row. Then broker 3 goes silent past the stall
+// timeout with a new backlog in flight: the purge fails rows of several batches at once.
+TEST(RelayOrder, SeveralBatchesInFlightWhenRowsFailKeepEveryUsersOrder) {
+  itest::OutboxFixture o(embedded_env(), "window", 12);
+  constexpr int kPerUser = 60, kBatch = 20;
+  o.write(0, kPerUser / 2);
+  kafka::embedded::push_broker_request_faults(2, kProduceApi, {{kNotEnoughReplicas, {}}, {kInvalidRecord, 500ms}});
+  kafka::Producer producer(o.s, mock_relay_producer());
+  outbox::Relay relay(*o.store, producer,
+                      {.batch_size = kBatch, .max_batches_in_flight = 4, .idle_poll = 50ms, .retry_backoff = 200ms, .stall_timeout = 2s});
+  relay.start();
+  ASSERT_TRUE(itest::wait_until([&] { return o.store->outbox_stats().waiting == 0; }, 60s)) << o.store->outbox_stats().waiting << " still waiting";
+  const auto first = relay.stats();
+  // The fault happened, and hit rows of more than one batch in flight.
+  EXPECT_GE(first.fatal_errors, 1u);
+  EXPECT_GT(first.failed, 0u);
+  EXPECT_GT(first.in_flight_at_failure, static_cast<std::uint64_t>(kBatch)) << "the failure did not find several batches in flight";
+  EXPECT_EQ(first.order_violations, 0u);
+  print_relay("permanent error with several batches in flight", first, 0);
+  std::printf("rows in flight at the failure: %llu (batch %d)\n", static_cast<unsigned long long>(first.in_flight_at_failure), kBatch);
+
+  // Broker 3 silent for longer than the stall timeout while a new backlog goes out.
+  kafka::embedded::set_broker_rtt(3, 5s);
+  o.write(kPerUser / 2, kPerUser);
+  relay.wake();
+  const bool replaced = itest::wait_until([&] { return relay.stats().producer_restarts > first.producer_restarts; }, 20s);
+  kafka::embedded::set_broker_rtt(3, 0ms);
+  ASSERT_TRUE(replaced) << "the stall did not replace the client";
+  ASSERT_TRUE(itest::wait_until([&] { return o.store->outbox_stats().waiting == 0; }, 60s)) << o.store->outbox_stats().waiting << " still waiting";
+  relay.stop();
+  const auto st = relay.stats();
+  EXPECT_GT(st.failed, first.failed);
+  EXPECT_EQ(st.order_violations, 0u);
+  const auto copies = o.expect_per_user_order(kPerUser);
+  print_relay("then a stall past the timeout with several batches in flight", st, copies);
+}
+
 // The control: the same fault with the gapless guarantee off. librdkafka then bumps its
 // epoch and sends the later messages of the partition, and the retried rows land after
 // them. The relay sees it (order_violations) and so does the checker: both would catch a

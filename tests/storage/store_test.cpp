@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -780,6 +781,41 @@ TEST_P(StoreTest, FetchUnpublishedMarkPublishedAndStats) {
   EXPECT_TRUE(store_->fetch_unpublished(100).empty());
   EXPECT_EQ(store_->outbox_stats().waiting, 0);
   EXPECT_FALSE(store_->outbox_stats().oldest_waiting.has_value());
+}
+
+// The relay's fetch past the rows it holds (in flight or being marked): the oldest
+// unpublished rows by id that are not skipped, `limit` of them however many are skipped.
+TEST_P(StoreTest, FetchUnpublishedSkippingStepsOverHeldRowsInIdOrder) {
+  const auto alice = add_user("alice@example.com");
+  const auto bob = add_user("bob@example.com");
+  for (int i = 0; i < 5; ++i) {
+    add_task(alice, fmt::format("a{}", i), 1 + i);
+    add_task(bob, fmt::format("b{}", i), 1 + i);
+  }
+  const auto all = store_->fetch_unpublished(100);
+  ASSERT_EQ(all.size(), 20u);
+  EXPECT_EQ(store_->fetch_unpublished_skipping(100, {}).size(), 20u);
+
+  // Held: the first 8 and two further apart; the next 5 not held come back, by id.
+  std::unordered_set<std::int64_t> held;
+  for (std::size_t i = 0; i < 8; ++i) held.insert(all[i].id);
+  held.insert(all[10].id);
+  held.insert(all[12].id);
+  const auto next = store_->fetch_unpublished_skipping(5, held);
+  ASSERT_EQ(next.size(), 5u);
+  const std::vector<std::int64_t> want{all[8].id, all[9].id, all[11].id, all[13].id, all[14].id};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(next[i].id, want[i]);
+    const auto& same = *std::find_if(all.begin(), all.end(), [&](const auto& r) { return r.id == want[i]; });
+    EXPECT_EQ(next[i].payload, same.payload);
+    EXPECT_EQ(next[i].event_id, same.event_id);
+  }
+
+  // Published rows are never returned; everything held or published: nothing.
+  store_->mark_published({all[8].id, all[9].id});
+  EXPECT_EQ(store_->fetch_unpublished_skipping(1, held).front().id, all[11].id);
+  for (std::size_t i = 11; i < 20; ++i) held.insert(all[i].id);
+  EXPECT_TRUE(store_->fetch_unpublished_skipping(10, held).empty());
 }
 
 TEST_P(StoreTest, EventsAfterReturnsAUsersTopicBySeqPublishedOrNot) {

@@ -48,6 +48,30 @@ std::vector<OutboxRecord> PostgresStore::fetch_unpublished(int limit) {
   });
 }
 
+std::vector<OutboxRecord> PostgresStore::fetch_unpublished_skipping(int limit, const std::unordered_set<std::int64_t>& skip) {
+  if (skip.empty()) return fetch_unpublished(limit);
+  const int want = impl::clamp_batch_limit(limit);
+  return db_->read([&](Connection& conn) {
+    // The ids first (an index-only scan of outbox_unpublished): that one snapshot decides
+    // which rows are returned. Then the rows of those not skipped (their columns never
+    // change; only this relay marks them, and it does not hold them).
+    const auto ids = conn.query("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                                {param(static_cast<std::int64_t>(want) + static_cast<std::int64_t>(skip.size()))});
+    std::string array = "{";
+    int taken = 0;
+    for (int i = 0; i < ids.rows() && taken < want; ++i) {
+      const auto id = ids.int64(i, 0);
+      if (skip.contains(id)) continue;
+      array += (taken++ ? "," : "") + std::to_string(id);
+    }
+    array += "}";
+    std::vector<OutboxRecord> out;
+    if (taken > 0)
+      out = read_outbox(conn.query(fmt::format("SELECT {} FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id", kOutboxColumns), {array}));
+    return out;
+  });
+}
+
 void PostgresStore::mark_published(const std::vector<std::int64_t>& ids) {
   if (ids.empty()) return;
   std::string array = "{";

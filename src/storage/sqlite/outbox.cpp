@@ -27,6 +27,19 @@ std::vector<OutboxRecord> SqliteStore::fetch_unpublished(int limit) {
   });
 }
 
+std::vector<OutboxRecord> SqliteStore::fetch_unpublished_skipping(int limit, const std::unordered_set<std::int64_t>& skip) {
+  if (skip.empty()) return fetch_unpublished(limit);
+  return db_->read([&](Connection& conn) {
+    // One read transaction (one snapshot); a skipped row costs a step, not a decode.
+    Statement s(conn, fmt::format("SELECT {} FROM outbox WHERE published_at IS NULL ORDER BY id", kOutboxColumns));
+    const auto want = static_cast<std::size_t>(impl::clamp_batch_limit(limit));
+    std::vector<OutboxRecord> out;
+    while (out.size() < want && s.step())
+      if (!skip.contains(s.int64(0))) out.push_back(read_outbox(s));
+    return out;
+  });
+}
+
 void SqliteStore::mark_published(const std::vector<std::int64_t>& ids) {
   if (ids.empty()) return;
   db_->write([&](Connection& conn) {
