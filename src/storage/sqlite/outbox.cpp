@@ -42,12 +42,20 @@ std::vector<OutboxRecord> SqliteStore::fetch_unpublished_skipping(int limit, con
 
 void SqliteStore::mark_published(const std::vector<std::int64_t>& ids) {
   if (ids.empty()) return;
+  // One statement per run of consecutive ids (a relay's batch is mostly one run) instead of
+  // one per row: every id of [first, last] is in `ids`, so nothing else is touched.
+  std::vector<std::int64_t> sorted(ids);
+  std::sort(sorted.begin(), sorted.end());
   db_->write([&](Connection& conn) {
     const auto now = events::now_rfc3339();
-    Statement s(conn, "UPDATE outbox SET published_at = ?1 WHERE id = ?2 AND published_at IS NULL");
-    for (const auto id : ids) {
-      s.bind(1, now).bind(2, id).run();
+    Statement s(conn, "UPDATE outbox SET published_at = ?1 WHERE id BETWEEN ?2 AND ?3 AND published_at IS NULL");
+    s.bind_static(1, now);
+    for (std::size_t i = 0; i < sorted.size();) {
+      std::size_t j = i;
+      while (j + 1 < sorted.size() && sorted[j + 1] <= sorted[j] + 1) ++j;  // duplicates stay in the run
+      s.bind(2, sorted[i]).bind(3, sorted[j]).run();
       s.reset();
+      i = j + 1;
     }
   });
 }
