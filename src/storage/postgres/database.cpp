@@ -1,7 +1,5 @@
 #include "storage/postgres/database.hpp"
 
-#include <poll.h>
-
 namespace taskstream::storage::postgres {
 
 bool retriable_state(std::string_view state) {
@@ -46,12 +44,6 @@ Connection::Connection(const std::string& url) {
   // bypassing the service's log format.
   PQsetNoticeProcessor(
       conn_, [](void*, const char* message) { spdlog::debug("postgres: {}", one_line(message)); }, nullptr);
-}
-
-bool Connection::lost_while_idle() const {
-  if (lost()) return true;
-  pollfd p{PQsocket(conn_), POLLIN, 0};
-  return ::poll(&p, 1, 0) != 0;
 }
 
 Result Connection::query(std::string_view sql, const std::vector<Param>& params) {

@@ -133,12 +133,6 @@ class Connection final {
   Connection& operator=(const Connection&) = delete;
 
   bool lost() const { return PQstatus(conn_) != CONNECTION_OK; }
-  /// True when the server sent anything while the connection sat idle in the pool: it only
-  /// does so to close it (a restart, a terminated backend: an error, then end of file; this
-  /// service LISTENs for nothing). Checked without waiting, so that a statement is not sent
-  /// on such a connection and cannot end up half-known. At worst a healthy connection is
-  /// replaced.
-  bool lost_while_idle() const;
   /// False while a transaction is open or failed: such a connection must not be reused.
   bool idle() const { return PQtransactionStatus(conn_) == PQTRANS_IDLE; }
 
@@ -239,29 +233,6 @@ class Database final {
         }
       } catch (...) {
         txn.reset();  // rolls back while the lease is still ours
-        retire_if_unusable(lease);
-        throw;
-      }
-    }
-  }
-
-  /// Runs `fn(conn)` outside a transaction, for a change that is ONE statement (PostgreSQL
-  /// makes it atomic on its own): one round trip instead of BEGIN, the statement and COMMIT.
-  /// Never retried: like a lost COMMIT, a lost connection leaves the outcome unknown.
-  /// A pooled connection the server closed meanwhile is found before the statement is sent
-  /// (Connection::lost_while_idle) and replaced, as write() retries a dead BEGIN.
-  template <class F>
-  auto write_one_statement(F&& fn) {
-    for (int attempt = 0;; ++attempt) {
-      auto lease = pool.acquire();
-      if (lease->lost_while_idle() && attempt == 0) {
-        lease.discard_all();
-        spdlog::info("postgres: reconnecting after a lost connection");
-        continue;
-      }
-      try {
-        return fn(*lease);
-      } catch (...) {
         retire_if_unusable(lease);
         throw;
       }

@@ -19,9 +19,10 @@ ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& ev
   // The events' JSON is built before the transaction (impl::prebuild_events).
   auto pre = impl::prebuild_events(events, nullptr, &task);
   if (pre.ok && !pre.records.empty()) {
-    // The whole change as one statement, so one round trip: the task, the user's next seq,
-    // and the outbox rows with that seq written into each payload's placeholder (which
-    // prebuild_events found exactly once in each).
+    // The whole change as one statement inside the transaction (BEGIN, it, COMMIT: three
+    // round trips instead of five): the task, the user's next seq, and the outbox rows with
+    // that seq written into each payload's placeholder (which prebuild_events found exactly
+    // once in each). In write(), so a dead pooled connection is still found by BEGIN and retried.
     const auto now = events::now_rfc3339();
     constexpr int kTask = 11, kColumns = 8;
     std::string sql = fmt::format(
@@ -44,7 +45,7 @@ ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& ev
                                    std::move(r.event_type), std::move(r.traceparent), std::move(r.user_id), std::move(r.created_at)});
     }
     sql += ") AS v (topic, key, payload, event_id, event_type, traceparent, user_id, created_at) RETURNING seq";
-    return db_->write_one_statement([&](Connection& conn) {
+    return db_->write([&](Connection& conn) {
       const auto r = conn.query(sql, params);
       if (r.rows() == 0) throw StorageError("postgres: creating a task wrote no outbox row", false);
       return ChangeResult{ChangeStatus::ok, task, r.int64(0, 0)};
