@@ -48,6 +48,16 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+/// The audit consumer's options as serve runs it, on `topic` with a group of its own.
+kafka::ConsumerOptions audit_options(const std::string& topic) {
+  kafka::ConsumerOptions o;
+  o.group_id = topic + "-audit";
+  o.topics = {topic};
+  o.client_id = "bench-audit";
+  workers::apply_audit_batching(o);
+  return o;
+}
+
 constexpr std::size_t kBatch = workers::kAuditBatch;  // the audit consumer's batch size
 
 std::unique_ptr<storage::Store> fresh_sqlite(const std::filesystem::path& dir, const std::string& name) {
@@ -117,11 +127,7 @@ int at_scale(const config::Settings& settings, long n, int partitions) {
   int rc = 0;
   {
     auto store = fresh_sqlite(dir, "consumer.db");
-    kafka::ConsumerOptions o;
-    o.group_id = topic + "-audit";
-    o.topics = {topic};
-    o.client_id = "bench-audit";
-    workers::apply_audit_batching(o);  // as serve runs it
+    const auto o = audit_options(topic);
     kafka::ConsumerRunner runner(settings, o, workers::audit_handler(*store, o.group_id));
     const double before = rss_mib();
     const auto t0 = Clock::now();
@@ -215,11 +221,7 @@ int main(int argc, char** argv) {
   // ---- the audit consumer
   {
     auto store = fresh_sqlite(dir, "consumer.db");
-    kafka::ConsumerOptions o;
-    o.group_id = topic + "-audit";
-    o.topics = {topic};
-    o.client_id = "bench-audit";
-    workers::apply_audit_batching(o);  // as serve runs it
+    const auto o = audit_options(topic);
     kafka::ConsumerRunner runner(settings, o, workers::audit_handler(*store, o.group_id));
     const auto t0 = Clock::now();
     runner.start();
