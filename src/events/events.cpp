@@ -124,6 +124,9 @@ std::string event_id_or_derived(const json& doc, const SourcePosition& pos) {
     if (const auto* value = find_optional(doc, "event_id")) {
         return as_uuid(*value, "event_id");
     }
+    if (!pos.cloudevent_id.empty()) {
+        return std::string(pos.cloudevent_id);
+    }
     return derive_event_id(pos.topic, pos.partition, pos.offset);
 }
 
@@ -249,13 +252,19 @@ NotificationRequest parse_notification_request(std::string_view payload, const S
         request.channels.clear();
         for (std::size_t i = 0; i < channels->size(); ++i) {
             const auto& channel = (*channels)[i];
-            const bool known = channel.is_string() &&
-                               std::find(kChannels.begin(), kChannels.end(),
-                                         channel.get_ref<const std::string&>()) != kChannels.end();
-            if (!known) {
-                schema_error(fmt::format("channels[{}]", i), "must be one of in_app, email, sms");
+            if (!channel.is_string()) {
+                schema_error(fmt::format("channels[{}]", i), "must be a string");
             }
-            request.channels.push_back(channel.get<std::string>());
+            // A channel this version does not know (a newer producer's) is skipped, not an
+            // error: the request is delivered on the channels we have (docs/schemas.md).
+            const auto& name = channel.get_ref<const std::string&>();
+            if (std::find(kChannels.begin(), kChannels.end(), name) != kChannels.end() &&
+                std::find(request.channels.begin(), request.channels.end(), name) == request.channels.end()) {
+                request.channels.push_back(name);
+            }
+        }
+        if (request.channels.empty() && !channels->empty()) {
+            request.channels.emplace_back("in_app");
         }
     }
     if (const auto* email = find_optional(doc, "email")) {

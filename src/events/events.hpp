@@ -55,7 +55,10 @@ struct NotificationRequest {
     std::string type;  // free text but non-empty: deadline_reminder, task_overdue, ...
     std::string title;
     std::string message;
-    std::vector<std::string> channels{"in_app"};  // each of in_app | email | sms
+    // Each of in_app | email | sms. Channels a newer producer may name that this version does
+    // not know are left out (tolerant reader, docs/schemas.md); a request naming only unknown
+    // channels is shown in the app.
+    std::vector<std::string> channels{"in_app"};
     std::optional<std::string> email;
 
     bool operator==(const NotificationRequest&) const = default;
@@ -86,6 +89,9 @@ struct SourcePosition {
     std::string_view topic;
     std::int32_t partition;
     std::int64_t offset;
+    // The event id its CloudEvents headers give (event_id_of_cloudevent), used instead of the
+    // derived one when the payload has no event_id; empty when it has none.
+    std::string_view cloudevent_id{};
 };
 
 // All three throw EventError. The payload must be a UTF-8 JSON object.

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "events/cloudevents.hpp"
+
 struct rd_kafka_message_s;
 
 namespace taskstream::kafka {
@@ -53,7 +55,27 @@ class Message final {
   std::string_view topic_;
 };
 
-/// The headers every event carries (docs/events.md).
+/// What a producer knows of one event, for its headers.
+struct EventHeaderFields {
+  std::string_view event_id{};
+  std::string_view event_type{};   ///< the payload's `type`
+  std::string_view schema{};       ///< "task-event/v1" (events::current_schema); empty: unknown
+  std::string_view subject{};      ///< the task id; empty: none
+  std::string_view time{};         ///< RFC 3339; empty: none
+  std::string_view partition_key{};  ///< the message key (the user id); empty: none
+  std::string_view traceparent{};  ///< W3C traceparent; empty: none
+};
+
+/// The headers every event carries (docs/events.md, "Headers"): ours (`event_id`,
+/// `event_type`, `schema_version`, `traceparent`) and the CloudEvents Kafka binding's, binary
+/// mode (`ce_specversion`, `ce_id`, `ce_source`, `ce_type`, `ce_time`, `ce_subject`,
+/// `ce_dataschema`, `ce_partitionkey`, `ce_traceparent`, `content-type`).
+Headers event_headers(const EventHeaderFields& fields);
+/// The same for an event known only by id and type (tests, benchmarks, other tools).
 Headers event_headers(std::string_view event_id, std::string_view event_type, std::string_view traceparent = {});
+
+/// A consumed message's CloudEvents attributes (events::read_cloudevent); headers that are
+/// malformed are treated as absent and logged at debug level.
+events::IncomingCloudEvent cloudevent_of(const Message& message);
 
 }  // namespace taskstream::kafka

@@ -422,8 +422,14 @@ int Relay::step() {
       ++st.pending;
       ++w.pending;
     }
-    kafka::OutgoingMessage msg{std::move(r.topic), std::move(r.key), std::move(r.payload),
-                               kafka::event_headers(r.event_id, r.event_type, r.traceparent), std::nullopt};
+    auto headers = kafka::event_headers({.event_id = r.event_id,
+                                         .event_type = r.event_type,
+                                         .schema = r.data_schema,
+                                         .subject = r.subject,
+                                         .time = r.created_at,
+                                         .partition_key = r.key,
+                                         .traceparent = r.traceparent});
+    kafka::OutgoingMessage msg{std::move(r.topic), std::move(r.key), std::move(r.payload), std::move(headers), std::nullopt};
     producer_.produce(std::move(msg), [window, id = r.id, stream = std::move(stream)](const kafka::DeliveryResult& d) {
       auto& w = *window;
       std::lock_guard lock(w.mutex);

@@ -1,5 +1,6 @@
 #include "outbox/task_events.hpp"
 
+#include "events/cloudevents.hpp"
 #include "events/events.hpp"
 
 namespace taskstream::outbox {
@@ -71,16 +72,19 @@ storage::EventFactory task_event_factory(const config::Settings& settings, std::
     out[0].payload = events::serialize(audit);
     out[0].event_id = audit.event_id;
     out[0].event_type = type;
+    out[0].data_schema = events::current_schema("task-event");
     out[1].topic = updates_topic;
     out[1].key = task.user_id;
     out[1].payload = events::serialize(update);
     out[1].event_id = update.event_id;
     out[1].event_type = type;
+    out[1].data_schema = events::current_schema("task-update");
     for (auto& r : out) {
       r.traceparent = traceparent;
       r.user_id = task.user_id;
       r.seq = seq;
       r.created_at = now;
+      r.subject = task.id;
     }
     return out;
   };

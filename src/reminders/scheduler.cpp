@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "events/cloudevents.hpp"
 #include "events/events.hpp"
 
 namespace taskstream::reminders {
@@ -91,6 +92,8 @@ int Scheduler::run_once() {
         rec.payload = events::serialize(r);
         rec.event_id = r.event_id;
         rec.event_type = kind;
+        rec.subject = task.id;
+        rec.data_schema = events::current_schema("notification-request");
         records.push_back(std::move(rec));
       }
       if (store_.record_reminder(task, kind, records) && !records.empty()) ++emitted;

@@ -71,6 +71,8 @@ struct OutboxRecord {
   std::string user_id;
   std::int64_t seq = 0;
   std::string created_at;
+  std::string subject;      ///< ce_subject: the task id; empty when none
+  std::string data_schema;  ///< the payload's schema, "task-event/v1" (events::current_schema); empty: unknown
 };
 
 /// Builds the outbox records of one change once the store knows its `seq` (and, for an

@@ -1,7 +1,8 @@
 #pragma once
 // The first step of every consumer: parse each message of a batch into its event type and
 // dead-letter the ones that do not parse (bad JSON, wrong schema, unknown type) with the
-// parser's reason, or whose key names another user than the event (`key_mismatch`,
+// parser's reason, whose key names another user than the event (`key_mismatch`), or whose
+// CloudEvents `ce_id` names another event than the payload's event_id (`id_mismatch`,
 // docs/events.md), so the handler only ever sees valid events.
 
 #include <future>
@@ -64,10 +65,20 @@ auto parse_batch(std::span<const kafka::Message> batch, Parse&& parse) {
                                              std::to_string(kMaxEventBytes)};
         continue;
       }
+      // CloudEvents headers are optional (docs/events.md, "CloudEvents"): when present, ce_id
+      // names the event; an id-less payload takes it, one with another event_id is refused.
+      const auto ce = kafka::cloudevent_of(m);
+      const std::string ce_event_id = ce.id.empty() ? std::string() : events::event_id_of_cloudevent(ce.id, ce.source);
       try {
-        out[i].emplace(parse(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset()}));
+        out[i].emplace(parse(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset(), ce_event_id}));
       } catch (const events::EventError& e) {
         failed[i] = ParseFailure{std::string(e.reason()), e.what()};
+        continue;
+      }
+      if (!ce_event_id.empty() && !events::same_event_id(out[i]->event_id, ce_event_id)) {
+        failed[i] = ParseFailure{"id_mismatch", "ce_id \"" + printable_key(ce.id) + "\" is not the event's event_id \"" +
+                                                    out[i]->event_id + "\""};
+        out[i].reset();
         continue;
       }
       // Events are keyed by their user (per-user order rests on it): a key naming someone

@@ -16,7 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "events/cloudevents.hpp"
 #include "events/events.hpp"
+#include "kafka/message.hpp"
 #include "ws/client_message.hpp"
 #include "ws/sequencer.hpp"
 
@@ -364,13 +366,24 @@ void Hub::start() {
       settings_, o, [this, updates_topic](std::span<const kafka::Message> batch, kafka::BatchContext&) {
         for (const auto& m : batch) {
           try {
+            // As the owning consumers do (workers/event_batch.hpp): ce_id names the event, and a
+            // message whose ce_id and event_id disagree is theirs to dead-letter, not pushed.
+            const auto ce = kafka::cloudevent_of(m);
+            const auto ce_event_id = ce.id.empty() ? std::string() : events::event_id_of_cloudevent(ce.id, ce.source);
+            const events::SourcePosition pos{m.topic(), m.partition(), m.offset(), ce_event_id};
+            auto agrees = [&](const std::string& event_id) {
+              if (ce_event_id.empty() || events::same_event_id(event_id, ce_event_id)) return true;
+              spdlog::debug("ws: skipping {}[{}]@{}: ce_id is not the event's event_id", m.topic(), m.partition(), m.offset());
+              return false;
+            };
             if (m.topic() == updates_topic) {
-              auto u = events::parse_task_update(m.payload(), events::SourcePosition{m.topic(), m.partition(), m.offset()});
+              auto u = events::parse_task_update(m.payload(), pos);
               if (!u.seq) continue;  // not one of ours: no place in the seq stream
+              if (!agrees(u.event_id)) continue;
               deliver_update(u.user_id, *u.seq, std::make_shared<const std::string>(m.payload()));
             } else {
-              auto r = events::parse_notification_request(m.payload(),
-                                                          events::SourcePosition{m.topic(), m.partition(), m.offset()});
+              auto r = events::parse_notification_request(m.payload(), pos);
+              if (!agrees(r.event_id)) continue;
               if (std::find(r.channels.begin(), r.channels.end(), "in_app") == r.channels.end()) continue;
               json n{{"event_id", r.event_id}, {"type", r.type}, {"title", r.title}, {"message", r.message},
                      {"task_id", r.task_id ? json(*r.task_id) : json(nullptr)}, {"created_at", events::now_rfc3339()}};

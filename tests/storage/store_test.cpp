@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
 #include "config/settings.hpp"
@@ -397,6 +398,8 @@ TEST_P(StoreTest, CreateWritesItsOutboxRowsWithDefaultsFilled) {
     auto records = two_events(before, after, seq);
     records[0].traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     records[0].event_id = "2f0c4a9e-1111-4222-8333-944455556666";
+    records[0].subject = after->id;
+    records[0].data_schema = "task-event/v1";
     return records;
   };
   const auto created = store_->create_task(new_task(alice.id, "t", ts(1)), traced);
@@ -419,6 +422,10 @@ TEST_P(StoreTest, CreateWritesItsOutboxRowsWithDefaultsFilled) {
   EXPECT_EQ(rows[0].event_id, "2f0c4a9e-1111-4222-8333-944455556666");
   EXPECT_EQ(rows[1].traceparent, "");
   EXPECT_NE(rows[0].event_id, rows[1].event_id);
+  EXPECT_EQ(rows[0].subject, created.task->id) << "the CloudEvents subject and schema round-trip";
+  EXPECT_EQ(rows[0].data_schema, "task-event/v1");
+  EXPECT_EQ(rows[1].subject, "");
+  EXPECT_EQ(rows[1].data_schema, "");
 }
 
 TEST_P(StoreTest, UpdateBumpsVersionAndHandsBeforeAndAfterToTheFactory) {
@@ -1554,11 +1561,17 @@ TEST_P(StoreTest, ConcurrentRecordsOfOneReminderSendItOnce) {
 
 // ---- upgrading a database made by an earlier version
 
+/// `exec` runs SQL on the database outside the stores.
 template <class ConcreteStore>
-void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new_version) {
+void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new_version, const std::function<void(const std::string&)>& exec) {
   old_version.migrate_to(1);
   old_version.migrate_to(1);
   ASSERT_EQ(old_version.schema_version(), 1);
+  // The code under test plays the earlier binary that wrote the data below; it writes the two
+  // outbox columns migration 8 adds, so they exist while it does and are dropped before the
+  // upgrade (an earlier binary's rows have neither).
+  exec("ALTER TABLE outbox ADD COLUMN subject TEXT NOT NULL DEFAULT ''");
+  exec("ALTER TABLE outbox ADD COLUMN data_schema TEXT NOT NULL DEFAULT ''");
   const auto user = old_version.create_user("old@example.com", "h");
   ASSERT_TRUE(user);
   const auto task = old_version.create_task(new_task(user->id, "from v1", ts(1)), kTwoEvents);
@@ -1574,13 +1587,16 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
   ASSERT_EQ(old_version.prune_outbox("9999-12-31T00:00:00Z"), 2u);
   const auto second = old_version.create_task(new_task(user->id, "also from v1", ts(2)), kTwoEvents);
   ASSERT_EQ(second.status, ChangeStatus::ok);
+  exec("ALTER TABLE outbox DROP COLUMN subject");
+  exec("ALTER TABLE outbox DROP COLUMN data_schema");
 
   new_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 7);
+  EXPECT_EQ(new_version.schema_version(), 8);
   EXPECT_EQ(new_version.get_task(user->id, task.task->id), task.task) << "v1 data survives";
   EXPECT_EQ(new_version.get_task(user->id, second.task->id), second.task) << "v1 data survives";
   const auto kept = new_version.fetch_unpublished(10);
   ASSERT_EQ(kept.size(), 2u) << "unpublished events survive the outbox rebuild";
+  EXPECT_EQ(kept[0].data_schema, "") << "rows written before migration 8 have no schema (sent as version 1)";
   EXPECT_GT(kept[0].id, first[1].id);
   new_version.mark_published({kept[0].id, kept[1].id});
   ASSERT_EQ(new_version.prune_outbox("9999-12-31T00:00:00Z"), 2u);
@@ -1597,7 +1613,7 @@ void check_upgrade_from_version_1(ConcreteStore& old_version, ConcreteStore& new
 
   new_version.migrate();  // a no-op now
   old_version.migrate();
-  EXPECT_EQ(new_version.schema_version(), 7);
+  EXPECT_EQ(new_version.schema_version(), 8);
   EXPECT_GT(new_version.record_operator_action({0, ts(3), "ops@example.com", "dlq.dry_run", "task-events", "", 0, 0, 0, "ok", ""}), 0)
       << "operator_actions exists after migration 5";
   EXPECT_EQ(new_version.task_history(user->id, task.task->id).size(), 1u);
@@ -1611,11 +1627,18 @@ TEST_P(StoreTest, MigratesADatabaseAtVersion1ToVersion2) {
   if (GetParam() == Backend::sqlite) {
     SqliteStore old_version(fresh.url().path), new_version(fresh.url().path);
     EXPECT_EQ(old_version.schema_version(), 0);
-    check_upgrade_from_version_1(old_version, new_version);
+    check_upgrade_from_version_1(old_version, new_version, [&](const std::string& sql) {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open(fresh.url().path.c_str(), &db), SQLITE_OK);
+      char* error = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK) << sql << ": " << (error ? error : "");
+      sqlite3_free(error);
+      sqlite3_close(db);
+    });
   } else {
     PostgresStore old_version(fresh.url().url), new_version(fresh.url().url);
     EXPECT_EQ(old_version.schema_version(), 0);
-    check_upgrade_from_version_1(old_version, new_version);
+    check_upgrade_from_version_1(old_version, new_version, [&](const std::string& sql) { postgres_execute(fresh.url().url, sql); });
   }
 }
 

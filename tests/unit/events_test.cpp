@@ -311,10 +311,26 @@ TEST(EventsErrors, NotificationEmptyTypeIsSchema) {
     EXPECT_NO_THROW((void)ev::parse_notification_request(doc.dump(), kPos));
 }
 
-TEST(EventsErrors, UnknownChannel) {
+TEST(EventsTolerantReader, UnknownChannelsAreLeftOutNotRejected) {
     auto doc = ev::to_json(sample_notification());
-    doc["channels"] = {"in_app", "pigeon"};
-    expect_error(ev::parse_notification_request, doc.dump(), ev::ErrorKind::wrong_schema, "channels[1]");
+    doc["channels"] = {"in_app", "pigeon", "email", "in_app"};  // a newer producer's channel
+    EXPECT_EQ(ev::parse_notification_request(doc.dump(), kPos).channels, (std::vector<std::string>{"in_app", "email"}));
+    doc["channels"] = {"pigeon"};  // nothing we know: shown in the app
+    EXPECT_EQ(ev::parse_notification_request(doc.dump(), kPos).channels, (std::vector<std::string>{"in_app"}));
+}
+
+TEST(EventsTolerantReader, UnknownFieldsAndHigherVersionsAreRead) {
+    auto doc = valid_task_event();
+    doc["schema_version"] = 7;
+    doc["origin"] = {{"device", "watch"}};
+    doc["task_data"]["priority"] = "urgent";  // a value a newer version may add
+    const auto e = ev::parse_task_event(doc.dump(), kPos);
+    EXPECT_EQ(e.task_data["priority"], "urgent");
+    EXPECT_EQ(e.event_id, doc["event_id"]);
+}
+
+TEST(EventsErrors, ChannelOfWrongType) {
+    auto doc = ev::to_json(sample_notification());
     doc["channels"] = {"email", 3};
     expect_error(ev::parse_notification_request, doc.dump(), ev::ErrorKind::wrong_schema, "channels[1]");
     doc["channels"] = "in_app";

@@ -1,6 +1,7 @@
 #include "kafka/message.hpp"
 
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 
 namespace taskstream::kafka {
 
@@ -55,10 +56,41 @@ std::vector<std::pair<std::string_view, std::string_view>> Message::headers() co
   return out;
 }
 
-Headers event_headers(std::string_view event_id, std::string_view event_type, std::string_view traceparent) {
-  Headers h{{"event_id", std::string(event_id)}, {"event_type", std::string(event_type)}, {"schema_version", "1"}};
-  if (!traceparent.empty()) h.push_back({"traceparent", std::string(traceparent)});
+Headers event_headers(const EventHeaderFields& f) {
+  Headers h;
+  h.reserve(14);
+  h.push_back({"event_id", std::string(f.event_id)});
+  h.push_back({"event_type", std::string(f.event_type)});
+  h.push_back({"schema_version", std::string(events::schema_version_of(f.schema))});
+  if (!f.traceparent.empty()) h.push_back({"traceparent", std::string(f.traceparent)});
+  // CloudEvents Kafka protocol binding, binary content mode: the value is the event's data.
+  h.push_back({"ce_specversion", "1.0"});
+  h.push_back({"ce_id", std::string(f.event_id)});
+  h.push_back({"ce_source", std::string(events::cloudevent_source(f.schema, f.event_type))});
+  h.push_back({"ce_type", events::cloudevent_type(f.schema, f.event_type)});
+  h.push_back({"content-type", "application/json"});
+  if (!f.time.empty()) h.push_back({"ce_time", std::string(f.time)});
+  if (!f.subject.empty()) h.push_back({"ce_subject", std::string(f.subject)});
+  if (!f.schema.empty()) h.push_back({"ce_dataschema", events::dataschema_uri(f.schema)});
+  if (!f.partition_key.empty()) h.push_back({"ce_partitionkey", std::string(f.partition_key)});
+  if (!f.traceparent.empty()) h.push_back({"ce_traceparent", std::string(f.traceparent)});
   return h;
+}
+
+Headers event_headers(std::string_view event_id, std::string_view event_type, std::string_view traceparent) {
+  return event_headers(EventHeaderFields{.event_id = event_id, .event_type = event_type, .traceparent = traceparent});
+}
+
+events::IncomingCloudEvent cloudevent_of(const Message& m) {
+  const auto specversion = m.header("ce_specversion");
+  std::optional<std::string_view> id, source;
+  id = m.header("ce_id");
+  if (!specversion && !id) return {};  // no CloudEvents headers: the common case of another producer
+  if (specversion) source = m.header("ce_source");
+  auto ce = events::read_cloudevent(specversion ? &*specversion : nullptr, id ? &*id : nullptr, source ? &*source : nullptr);
+  if (!ce.ignored.empty())
+    spdlog::debug("consumer: {}[{}]@{}: CloudEvents headers ignored ({})", m.topic(), m.partition(), m.offset(), ce.ignored);
+  return ce;
 }
 
 }  // namespace taskstream::kafka

@@ -18,7 +18,7 @@ namespace taskstream::storage::impl {
 constexpr std::string_view kTaskColumns =
     "id, user_id, title, description, status, priority, due_at, created_at, updated_at, completed_at, version";
 constexpr std::string_view kOutboxColumns =
-    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at";
+    "id, topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at, subject, data_schema";
 constexpr std::string_view kAuditColumns =
     "event_id, user_id, task_id, type, action, seq, occurred_at, task_data, source_topic, source_partition, "
     "source_offset, recorded_at";

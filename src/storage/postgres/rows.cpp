@@ -38,6 +38,8 @@ std::vector<OutboxRecord> read_outbox(const Result& r) {
     o.user_id = r.text(i, 7);
     o.seq = r.int64(i, 8);
     o.created_at = r.text(i, 9);
+    o.subject = r.text(i, 10);
+    o.data_schema = r.text(i, 11);
     out.push_back(std::move(o));
   }
   return out;
@@ -73,8 +75,10 @@ void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const st
   const auto now = events::now_rfc3339();
   // All of a change's records in one statement (two for a task change): one round trip
   // instead of one per row.
-  constexpr int kColumns = 9;
-  std::string sql = "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) VALUES ";
+  constexpr int kColumns = 11;
+  std::string sql =
+      "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at, subject, data_schema) "
+      "VALUES ";
   std::vector<Param> params;
   params.reserve(records.size() * kColumns);
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -84,7 +88,8 @@ void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const st
     for (int c = 1; c <= kColumns; ++c) sql += fmt::format("{}${}", c > 1 ? ", " : "", static_cast<int>(i) * kColumns + c);
     sql += ")";
     params.insert(params.end(), {std::move(r.topic), std::move(r.key), std::move(r.payload), std::move(r.event_id), std::move(r.event_type),
-                                 std::move(r.traceparent), std::move(r.user_id), param(r.seq), std::move(r.created_at)});
+                                 std::move(r.traceparent), std::move(r.user_id), param(r.seq), std::move(r.created_at),
+                                 std::move(r.subject), std::move(r.data_schema)});
   }
   conn.query(sql, params);
 }

@@ -24,14 +24,15 @@ ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& ev
     // that seq written into each payload's placeholder (which prebuild_events found exactly
     // once in each). In write(), so a dead pooled connection is still found by BEGIN and retried.
     const auto now = events::now_rfc3339();
-    constexpr int kTask = 11, kColumns = 8;
+    constexpr int kTask = 11, kColumns = 10;
     std::string sql = fmt::format(
         "WITH t AS (INSERT INTO tasks ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)), "
         "s AS (INSERT INTO user_seq (user_id, last_seq) VALUES ($2, 1) "
         "ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq) "
-        "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) "
+        "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at, subject, "
+        "data_schema) "
         "SELECT v.topic, v.key, replace(v.payload, '\"seq\":{}', '\"seq\":' || s.last_seq), v.event_id, v.event_type, "
-        "v.traceparent, v.user_id, s.last_seq, v.created_at FROM s, (VALUES ",
+        "v.traceparent, v.user_id, s.last_seq, v.created_at, v.subject, v.data_schema FROM s, (VALUES ",
         kTaskColumns, impl::PrebuiltEvents::kSeqPlaceholder);
     auto params = task_params(task);
     params.reserve(kTask + pre.records.size() * kColumns);
@@ -42,9 +43,11 @@ ChangeResult PostgresStore::create_task(const Task& task, const EventFactory& ev
       for (int c = 1; c <= kColumns; ++c) sql += fmt::format("{}${}", c > 1 ? ", " : "", kTask + static_cast<int>(i) * kColumns + c);
       sql += ")";
       params.insert(params.end(), {std::move(r.topic), std::move(r.key), std::move(r.payload), std::move(r.event_id),
-                                   std::move(r.event_type), std::move(r.traceparent), std::move(r.user_id), std::move(r.created_at)});
+                                   std::move(r.event_type), std::move(r.traceparent), std::move(r.user_id), std::move(r.created_at),
+                                   std::move(r.subject), std::move(r.data_schema)});
     }
-    sql += ") AS v (topic, key, payload, event_id, event_type, traceparent, user_id, created_at) RETURNING seq";
+    sql += ") AS v (topic, key, payload, event_id, event_type, traceparent, user_id, created_at, subject, data_schema) "
+           "RETURNING seq";
     return db_->write([&](Connection& conn) {
       const auto r = conn.query(sql, params);
       if (r.rows() == 0) throw StorageError("postgres: creating a task wrote no outbox row", false);

@@ -35,6 +35,8 @@ OutboxRecord read_outbox(const Statement& s) {
   r.user_id = s.text(7);
   r.seq = s.int64(8);
   r.created_at = s.text(9);
+  r.subject = s.text(10);
+  r.data_schema = s.text(11);
   return r;
 }
 
@@ -63,12 +65,13 @@ void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const st
   const auto now = events::now_rfc3339();
   // All of a change's records in one statement (two for a task change): one statement to
   // run instead of one per row. Its text depends only on the row count (cached by it).
-  constexpr int kColumns = 9;
+  constexpr int kColumns = 11;
   thread_local std::vector<std::string> sql_by_rows;
   if (sql_by_rows.size() < records.size() + 1) sql_by_rows.resize(records.size() + 1);
   auto& sql = sql_by_rows[records.size()];
   if (sql.empty()) {
-    sql = "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at) VALUES ";
+    sql = "INSERT INTO outbox (topic, key, payload, event_id, event_type, traceparent, user_id, seq, created_at, subject, "
+          "data_schema) VALUES ";
     for (std::size_t i = 0; i < records.size(); ++i) {
       sql += i ? ", (" : "(";
       for (int c = 1; c <= kColumns; ++c) sql += fmt::format("{}?{}", c > 1 ? ", " : "", static_cast<int>(i) * kColumns + c);
@@ -83,6 +86,7 @@ void insert_outbox(Connection& conn, std::vector<OutboxRecord> records, const st
     // `records` outlives the run below: the payload is bound without a copy.
     s.bind(b + 1, r.topic).bind(b + 2, r.key).bind_static(b + 3, r.payload).bind(b + 4, r.event_id).bind(b + 5, r.event_type);
     s.bind(b + 6, r.traceparent).bind(b + 7, r.user_id).bind(b + 8, r.seq).bind(b + 9, r.created_at);
+    s.bind(b + 10, r.subject).bind(b + 11, r.data_schema);
   }
   s.run();
 }
