@@ -91,7 +91,13 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < total; ++i) {
         const auto& r = rows[i % rows.size()];
         const auto& topic = r.topic == s.kafka_topic_task_events ? raw.kafka_topic_task_events : raw.kafka_topic_task_updates;
-        producer.produce({topic, r.key, r.payload, kafka::event_headers(r.event_id, r.event_type, r.traceparent), std::nullopt},
+        producer.produce({topic, r.key, r.payload, kafka::event_headers({.event_id = r.event_id,
+                                                                         .event_type = r.event_type,
+                                                                         .schema = r.data_schema,
+                                                                         .subject = r.subject,
+                                                                         .time = r.created_at,
+                                                                         .partition_key = r.key,
+                                                                         .traceparent = r.traceparent}), std::nullopt},
                          [&](const kafka::DeliveryResult& d) { failed += !d.ok(); });
       }
       producer.flush(std::chrono::minutes(5));
