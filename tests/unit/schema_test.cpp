@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,24 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kTaskId = "0b7c6f0e-2f4a-4c1e-9a51-6d2f3e8b9c10";
+constexpr const char* kKinds[] = {"task-event", "task-update", "notification-request"};
+
+// Every version file of a kind: schemas/<kind>/v<N>.schema.json, N = 1, 2, ...
+std::vector<std::pair<int, std::filesystem::path>> versions_of(const char* kind) {
+    std::vector<std::pair<int, std::filesystem::path>> out;
+    for (int n = 1;; ++n) {
+        const auto path = std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / kind / ("v" + std::to_string(n) + ".schema.json");
+        if (!std::filesystem::exists(path)) break;
+        out.emplace_back(n, path);
+    }
+    return out;
+}
+
+json load(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot open " + path.string());
+    return json::parse(in);  // throws (fails the test) if not JSON
+}
 
 // What the producer side builds: fresh ids and timestamps from the helpers, so the
 // test also covers their output against the schema patterns.
@@ -66,25 +85,42 @@ std::string joined(const std::vector<std::string>& errors) {
 
 }  // namespace
 
-TEST(SchemaFiles, AreDraft07JsonWithIdAndOpenProperties) {
-    for (const char* kind : {"task-event", "task-update", "notification-request"}) {
-        const auto path = std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / (std::string(kind) + ".schema.json");
-        std::ifstream in(path);
-        ASSERT_TRUE(in) << path;
-        const auto schema = json::parse(in);  // throws (fails the test) if not JSON
-        EXPECT_EQ(schema.at("$schema"), "http://json-schema.org/draft-07/schema#") << kind;
-        EXPECT_TRUE(schema.at("$id").is_string()) << kind;
-        EXPECT_TRUE(schema.at("title").is_string()) << kind;
-        EXPECT_TRUE(schema.at("description").is_string()) << kind;
-        EXPECT_EQ(schema.at("additionalProperties"), true) << kind;
-        EXPECT_TRUE(schema.at("required").is_array()) << kind;
+TEST(SchemaFiles, AreDraft07JsonWithVersionedIdAndOpenProperties) {
+    for (const char* kind : kKinds) {
+        const auto versions = versions_of(kind);
+        ASSERT_FALSE(versions.empty()) << "no schemas/" << kind << "/v1.schema.json";
+        for (const auto& [n, path] : versions) {
+            SCOPED_TRACE(path.string());
+            const auto schema = load(path);
+            EXPECT_EQ(schema.at("$schema"), "http://json-schema.org/draft-07/schema#");
+            // The URI producers put in the ce_dataschema header (docs/schemas.md).
+            EXPECT_EQ(schema.at("$id"),
+                      "https://taskstream.example/schemas/" + std::string(kind) + "/v" + std::to_string(n) + ".schema.json");
+            EXPECT_TRUE(schema.at("title").is_string());
+            EXPECT_TRUE(schema.at("description").is_string());
+            EXPECT_EQ(schema.at("additionalProperties"), true);
+            EXPECT_TRUE(schema.at("required").is_array());
+        }
     }
 }
 
 TEST(SchemaValidator, UnknownKindAndMissingFileThrow) {
     EXPECT_THROW((void)ev::SchemaValidator::for_topic_kind("task-events"), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-events", 1), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-event", 0), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-event", 9999), std::runtime_error);
     EXPECT_THROW(ev::SchemaValidator(std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / "nope.schema.json"),
                  std::runtime_error);
+}
+
+TEST(SchemaValidator, ForTopicKindLoadsTheHighestVersion) {
+    for (const char* kind : kKinds) {
+        const auto versions = versions_of(kind);
+        ASSERT_FALSE(versions.empty()) << kind;
+        EXPECT_EQ(ev::SchemaValidator::latest_version(kind), versions.back().first) << kind;
+        EXPECT_EQ(ev::SchemaValidator::for_topic_kind(kind).schema_file(), versions.back().second) << kind;
+        EXPECT_EQ(ev::SchemaValidator::for_version(kind, 1).schema_file(), versions.front().second) << kind;
+    }
 }
 
 TEST(SchemaValidator, ProducedTaskEventIsValid) {
