@@ -5,6 +5,8 @@
 
 #include "events/schema_validator.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -49,6 +51,31 @@ nlohmann::json load_json_file(const std::filesystem::path& file) {
     }
 }
 
+void check_kind(std::string_view kind) {
+    if (kind != "task-event" && kind != "task-update" && kind != "notification-request") {
+        throw std::invalid_argument(fmt::format("unknown schema kind '{}'", kind));
+    }
+}
+
+std::filesystem::path kind_dir(std::string_view kind) {
+    return std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / std::string(kind);
+}
+
+// N of a file named "v<N>.schema.json" (N a positive decimal without leading zeros), else 0.
+int version_of(const std::string& name) {
+    constexpr std::string_view suffix = ".schema.json";
+    if (name.size() <= 1 + suffix.size() || name[0] != 'v' || !name.ends_with(suffix)) {
+        return 0;
+    }
+    const std::string_view digits(name.data() + 1, name.size() - 1 - suffix.size());
+    if (digits.empty() || digits[0] == '0') {
+        return 0;
+    }
+    int version = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), version);
+    return error == std::errc() && end == digits.data() + digits.size() ? version : 0;
+}
+
 // valijson's context is {"<root>", "[task_id]", "[1]", ...}; join it into one path.
 std::string context_path(const std::vector<std::string>& context) {
     std::string path;
@@ -77,12 +104,32 @@ SchemaValidator::~SchemaValidator() = default;
 SchemaValidator::SchemaValidator(SchemaValidator&&) noexcept = default;
 SchemaValidator& SchemaValidator::operator=(SchemaValidator&&) noexcept = default;
 
-SchemaValidator SchemaValidator::for_topic_kind(std::string_view kind) {
-    if (kind != "task-event" && kind != "task-update" && kind != "notification-request") {
-        throw std::invalid_argument(fmt::format("unknown schema kind '{}'", kind));
+int SchemaValidator::latest_version(std::string_view kind) {
+    check_kind(kind);
+    const auto dir = kind_dir(kind);
+    int latest = 0;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+        if (entry.is_regular_file(error)) {
+            latest = std::max(latest, version_of(entry.path().filename().string()));
+        }
     }
-    return SchemaValidator(std::filesystem::path(TASKSTREAM_SCHEMA_DIR) /
-                           fmt::format("{}.schema.json", kind));
+    if (latest == 0) {
+        throw std::runtime_error(fmt::format("no schema version v<N>.schema.json in {}", dir.string()));
+    }
+    return latest;
+}
+
+SchemaValidator SchemaValidator::for_version(std::string_view kind, int version) {
+    check_kind(kind);
+    if (version < 1) {
+        throw std::invalid_argument(fmt::format("schema version {} of '{}': versions start at 1", version, kind));
+    }
+    return SchemaValidator(kind_dir(kind) / fmt::format("v{}.schema.json", version));
+}
+
+SchemaValidator SchemaValidator::for_topic_kind(std::string_view kind) {
+    return for_version(kind, latest_version(kind));
 }
 
 std::vector<std::string> SchemaValidator::validate(const nlohmann::json& document) const {

@@ -1,6 +1,7 @@
 #pragma once
 
-// JSON Schema (draft 7) validation of event messages against the files in schemas/.
+// JSON Schema (draft 7) validation of event messages against the files in schemas/
+// (schemas/<kind>/v<N>.schema.json, one file per published version: docs/schemas.md).
 // The hot path uses the hand-written parsers in events.hpp; this exists so tests (and
 // tooling) can prove that what we produce matches the published contract.
 
@@ -26,9 +27,17 @@ public:
     SchemaValidator(SchemaValidator&&) noexcept;
     SchemaValidator& operator=(SchemaValidator&&) noexcept;
 
-    // kind: "task-event" | "task-update" | "notification-request"; loads
-    // TASKSTREAM_SCHEMA_DIR/<kind>.schema.json. Throws std::invalid_argument otherwise.
+    // kind: "task-event" | "task-update" | "notification-request"; loads the highest
+    // version present, TASKSTREAM_SCHEMA_DIR/<kind>/v<N>.schema.json. Throws
+    // std::invalid_argument for another kind, std::runtime_error when no version exists.
     [[nodiscard]] static SchemaValidator for_topic_kind(std::string_view kind);
+
+    // TASKSTREAM_SCHEMA_DIR/<kind>/v<version>.schema.json. Throws std::invalid_argument for
+    // an unknown kind or a version below 1, std::runtime_error when the file is missing.
+    [[nodiscard]] static SchemaValidator for_version(std::string_view kind, int version);
+
+    // The highest N with a TASKSTREAM_SCHEMA_DIR/<kind>/v<N>.schema.json (throws as for_topic_kind).
+    [[nodiscard]] static int latest_version(std::string_view kind);
 
     // One "<path>: <problem>" line per violation; empty means valid. Thread-safe.
     [[nodiscard]] std::vector<std::string> validate(const nlohmann::json& document) const;

@@ -1,6 +1,6 @@
 // docs/asyncapi.yaml stays whole: it is AsyncAPI 3.0.0, names the six topics, every $ref in
 // it resolves (internal ones to a node of the document, file ones to a JSON Schema on disk),
-// and every schema in schemas/ is referenced by it.
+// and the latest version of every schema in schemas/ is referenced by it.
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -90,6 +92,15 @@ void collect_refs(const YAML::Node& node, const std::string& where, std::vector<
   }
 }
 
+/// N of a file named "v<N>.schema.json" (N from 1, no leading zero), else 0.
+int version_of(const std::string& name) {
+  const std::string suffix = ".schema.json";
+  if (name.size() <= 1 + suffix.size() || name[0] != 'v' || !name.ends_with(suffix)) return 0;
+  const std::string digits = name.substr(1, name.size() - 1 - suffix.size());
+  if (digits[0] == '0' || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoi(digits);
+}
+
 }  // namespace
 
 TEST(AsyncApi, IsVersionThreeAndNamesTheSixTopics) {
@@ -142,12 +153,23 @@ TEST(AsyncApi, EveryRefResolvesAndEverySchemaIsReferenced) {
     referenced_files.insert(fs::weakly_canonical(path));
   }
 
-  std::size_t schemas = 0;
-  for (const auto& entry : fs::directory_iterator(kSchemaDir)) {
+  // schemas/<kind>/v<N>.schema.json (docs/schemas.md): the highest version of every kind is
+  // what producers emit, so the document must reference it; older versions may be referenced.
+  std::map<std::string, std::pair<int, fs::path>> latest;  // kind -> (N, path)
+  for (const auto& entry : fs::recursive_directory_iterator(kSchemaDir)) {
     if (!entry.is_regular_file() || entry.path().extension() != ".json") continue;
-    ++schemas;
-    EXPECT_TRUE(referenced_files.count(fs::weakly_canonical(entry.path())))
-        << entry.path().filename() << " is not referenced by docs/asyncapi.yaml";
+    const fs::path relative = fs::relative(entry.path(), kSchemaDir);
+    const int version = std::distance(relative.begin(), relative.end()) == 2 ? version_of(relative.filename().string()) : 0;
+    EXPECT_GT(version, 0) << relative << " is not schemas/<kind>/v<N>.schema.json";
+    if (version == 0) continue;
+    auto& [n, path] = latest[relative.begin()->string()];
+    if (version > n) {
+      n = version;
+      path = entry.path();
+    }
   }
-  EXPECT_GT(schemas, 0u) << "no schemas in " << kSchemaDir;
+  EXPECT_EQ(latest.size(), 3u) << "expected three kinds of schema in " << kSchemaDir;
+  for (const auto& [kind, newest] : latest)
+    EXPECT_TRUE(referenced_files.count(fs::weakly_canonical(newest.second)))
+        << fs::relative(newest.second, kSourceDir) << ", the latest " << kind << " schema, is not referenced by docs/asyncapi.yaml";
 }

@@ -3,11 +3,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "events/events.hpp"
+#include "outbox/task_events.hpp"
+#include "storage/types.hpp"
 
 namespace ev = taskstream::events;
 using nlohmann::json;
@@ -15,6 +18,39 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kTaskId = "0b7c6f0e-2f4a-4c1e-9a51-6d2f3e8b9c10";
+constexpr const char* kKinds[] = {"task-event", "task-update", "notification-request"};
+
+// A task as the store holds it; task_data and changes are built from it by the outbox code.
+taskstream::storage::Task stored_task() {
+    taskstream::storage::Task task;
+    task.id = kTaskId;
+    task.user_id = "user-42";
+    task.title = "Buy milk";
+    task.status = "in_progress";
+    task.priority = "high";
+    task.due_at = "2026-12-01T17:00:00.000Z";
+    task.created_at = "2026-11-27T11:00:00.000Z";
+    task.updated_at = "2026-11-27T12:00:00.000Z";
+    task.version = 3;
+    return task;
+}
+
+// Every version file of a kind: schemas/<kind>/v<N>.schema.json, N = 1, 2, ...
+std::vector<std::pair<int, std::filesystem::path>> versions_of(const char* kind) {
+    std::vector<std::pair<int, std::filesystem::path>> out;
+    for (int n = 1;; ++n) {
+        const auto path = std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / kind / ("v" + std::to_string(n) + ".schema.json");
+        if (!std::filesystem::exists(path)) break;
+        out.emplace_back(n, path);
+    }
+    return out;
+}
+
+json load(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot open " + path.string());
+    return json::parse(in);  // throws (fails the test) if not JSON
+}
 
 // What the producer side builds: fresh ids and timestamps from the helpers, so the
 // test also covers their output against the schema patterns.
@@ -66,25 +102,64 @@ std::string joined(const std::vector<std::string>& errors) {
 
 }  // namespace
 
-TEST(SchemaFiles, AreDraft07JsonWithIdAndOpenProperties) {
-    for (const char* kind : {"task-event", "task-update", "notification-request"}) {
-        const auto path = std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / (std::string(kind) + ".schema.json");
-        std::ifstream in(path);
-        ASSERT_TRUE(in) << path;
-        const auto schema = json::parse(in);  // throws (fails the test) if not JSON
-        EXPECT_EQ(schema.at("$schema"), "http://json-schema.org/draft-07/schema#") << kind;
-        EXPECT_TRUE(schema.at("$id").is_string()) << kind;
-        EXPECT_TRUE(schema.at("title").is_string()) << kind;
-        EXPECT_TRUE(schema.at("description").is_string()) << kind;
-        EXPECT_EQ(schema.at("additionalProperties"), true) << kind;
-        EXPECT_TRUE(schema.at("required").is_array()) << kind;
+TEST(SchemaFiles, AreDraft07JsonWithVersionedIdAndOpenProperties) {
+    for (const char* kind : kKinds) {
+        const auto versions = versions_of(kind);
+        ASSERT_FALSE(versions.empty()) << "no schemas/" << kind << "/v1.schema.json";
+        for (const auto& [n, path] : versions) {
+            SCOPED_TRACE(path.string());
+            const auto schema = load(path);
+            EXPECT_EQ(schema.at("$schema"), "http://json-schema.org/draft-07/schema#");
+            // The URI producers put in the ce_dataschema header (docs/schemas.md).
+            EXPECT_EQ(schema.at("$id"),
+                      "https://taskstream.example/schemas/" + std::string(kind) + "/v" + std::to_string(n) + ".schema.json");
+            EXPECT_TRUE(schema.at("title").is_string());
+            EXPECT_TRUE(schema.at("description").is_string());
+            EXPECT_EQ(schema.at("additionalProperties"), true);
+            EXPECT_TRUE(schema.at("required").is_array());
+        }
     }
+}
+
+TEST(SchemaFiles, OpenEnumsAreMarkedAndClosedOnesAreNot) {
+    // docs/schemas.md: readers tolerate values outside an enum marked x-open-enum; the
+    // task events' type and action are closed (an unknown type is dead-lettered).
+    const auto task_event = load(versions_of("task-event").back().second);
+    const auto task_update = load(versions_of("task-update").back().second);
+    const auto notification = load(versions_of("notification-request").back().second);
+    const auto& task_data = task_event.at("properties").at("task_data");
+    const auto& changes = task_update.at("properties").at("changes");
+    for (const auto* field : {&task_data, &changes}) {
+        EXPECT_FALSE(field->contains("required")) << "task_data and changes must stay without required fields";
+        const auto& properties = field->at("properties");
+        EXPECT_EQ(properties.at("status").at("enum"), (json{"todo", "in_progress", "done"}));
+        EXPECT_EQ(properties.at("priority").at("enum"), (json{"low", "medium", "high"}));
+        EXPECT_EQ(properties.at("status").value("x-open-enum", false), true);
+        EXPECT_EQ(properties.at("priority").value("x-open-enum", false), true);
+    }
+    EXPECT_EQ(notification.at("properties").at("channels").at("items").value("x-open-enum", false), true);
+    EXPECT_FALSE(task_event.at("properties").at("type").contains("x-open-enum"));
+    EXPECT_FALSE(task_event.at("properties").at("action").contains("x-open-enum"));
+    EXPECT_FALSE(task_update.at("properties").at("type").contains("x-open-enum"));
 }
 
 TEST(SchemaValidator, UnknownKindAndMissingFileThrow) {
     EXPECT_THROW((void)ev::SchemaValidator::for_topic_kind("task-events"), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-events", 1), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-event", 0), std::invalid_argument);
+    EXPECT_THROW((void)ev::SchemaValidator::for_version("task-event", 9999), std::runtime_error);
     EXPECT_THROW(ev::SchemaValidator(std::filesystem::path(TASKSTREAM_SCHEMA_DIR) / "nope.schema.json"),
                  std::runtime_error);
+}
+
+TEST(SchemaValidator, ForTopicKindLoadsTheHighestVersion) {
+    for (const char* kind : kKinds) {
+        const auto versions = versions_of(kind);
+        ASSERT_FALSE(versions.empty()) << kind;
+        EXPECT_EQ(ev::SchemaValidator::latest_version(kind), versions.back().first) << kind;
+        EXPECT_EQ(ev::SchemaValidator::for_topic_kind(kind).schema_file(), versions.back().second) << kind;
+        EXPECT_EQ(ev::SchemaValidator::for_version(kind, 1).schema_file(), versions.front().second) << kind;
+    }
 }
 
 TEST(SchemaValidator, ProducedTaskEventIsValid) {
@@ -100,6 +175,45 @@ TEST(SchemaValidator, ProducedTaskEventIsValid) {
 TEST(SchemaValidator, ProducedTaskUpdateIsValid) {
     const auto validator = ev::SchemaValidator::for_topic_kind("task-update");
     EXPECT_EQ(joined(validator.validate(produced_task_update())), "");
+}
+
+TEST(SchemaValidator, TaskDataAndChangesFromTheOutboxAreValid) {
+    // task_data and changes as the outbox builds them (src/outbox/task_events.cpp), for every
+    // status and priority the API accepts.
+    namespace outbox = taskstream::outbox;
+    const auto task_events = ev::SchemaValidator::for_topic_kind("task-event");
+    const auto task_updates = ev::SchemaValidator::for_topic_kind("task-update");
+    for (const char* status : {"todo", "in_progress", "done"}) {
+        for (const char* priority : {"low", "medium", "high"}) {
+            const auto before = stored_task();
+            auto after = before;
+            after.status = status;
+            after.priority = priority;
+            after.version = before.version + 1;
+            auto event = produced_task_event();
+            event["task_data"] = outbox::task_to_json(after);
+            EXPECT_EQ(joined(task_events.validate(event)), "") << event.dump();
+
+            auto update = produced_task_update();
+            update["type"] = "task_updated";
+            update["changes"] = outbox::task_changes(before, after);
+            EXPECT_EQ(joined(task_updates.validate(update)), "") << update.dump();
+            update["type"] = "task_created";
+            update["changes"] = outbox::task_to_json(after);
+            EXPECT_EQ(joined(task_updates.validate(update)), "") << update.dump();
+        }
+    }
+}
+
+TEST(SchemaValidator, ProducersStayInsideOpenEnums) {
+    // x-open-enum is for readers (docs/schemas.md); what is produced still matches the enum.
+    auto event = produced_task_event();
+    event["task_data"]["status"] = "archived";
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-event").validate(event).empty());
+    auto update = produced_task_update();
+    update["type"] = "task_updated";
+    update["changes"] = {{"priority", "urgent"}};
+    EXPECT_FALSE(ev::SchemaValidator::for_topic_kind("task-update").validate(update).empty());
 }
 
 TEST(SchemaValidator, ProducedNotificationIsValid) {
