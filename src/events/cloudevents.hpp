@@ -12,11 +12,12 @@ namespace taskstream::events {
 /// Where every version of every event's JSON Schema is published; a schema's URI is
 /// this + "<kind>/v<N>.schema.json" (schemas/<kind>/v<N>.schema.json in the repository).
 inline constexpr std::string_view kSchemaBaseUri = "https://taskstream.example/schemas/";
-/// The schema version today's producers write (header `schema_version`, `ce_dataschema`).
-inline constexpr int kCurrentSchemaVersion = 1;
-
-/// "<kind>/v<N>" for the current version, e.g. "task-event/v1" (kind: task-event,
-/// task-update, notification-request): what the outbox stores per row.
+/// The schema version today's producers write of `kind` (task-event, task-update,
+/// notification-request): 1 for each today. Raised for a kind only once every consumer reads
+/// the new version (docs/schemas.md, "How to change an event"); 0 for an unknown kind.
+int current_schema_version(std::string_view kind) noexcept;
+/// "<kind>/v<N>" for the current version, e.g. "task-event/v1": what the outbox stores per
+/// row (header `schema_version`, `ce_dataschema`).
 std::string current_schema(std::string_view kind);
 /// The `ce_dataschema` URI of a stored schema ("task-event/v1"); empty for an empty one.
 std::string dataschema_uri(std::string_view schema);

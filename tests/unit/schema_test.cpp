@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "events/cloudevents.hpp"
 #include "events/events.hpp"
 #include "outbox/task_events.hpp"
 #include "storage/types.hpp"
@@ -293,4 +294,17 @@ TEST(SchemaValidator, ExtraFieldsAreAllowed) {
     auto doc = produced_task_event();
     doc["added_in_v2"] = true;
     EXPECT_TRUE(ev::SchemaValidator::for_topic_kind("task-event").validate(doc).empty());
+}
+
+// Producers never write a version that is not in schemas/ (a v2 file may exist before they
+// write it: consumers are deployed first, docs/schemas.md).
+TEST(SchemaVersions, WhatProducersWriteIsAVersionInSchemas) {
+    for (const auto kind : {"task-event", "task-update", "notification-request"}) {
+        const int current = taskstream::events::current_schema_version(kind);
+        EXPECT_GE(current, 1) << kind;
+        EXPECT_LE(current, ev::SchemaValidator::latest_version(kind)) << kind;
+        EXPECT_NO_THROW((void)ev::SchemaValidator::for_version(kind, current)) << kind;
+        EXPECT_EQ(taskstream::events::dataschema_uri(taskstream::events::current_schema(kind)),
+                  "https://taskstream.example/schemas/" + std::string(kind) + "/v" + std::to_string(current) + ".schema.json");
+    }
 }
