@@ -1,6 +1,9 @@
 // Fuzz target: the consumers' payload parsers (src/events/events.hpp).
 //
-// Every input is handed to all three parsers, as a message on each of the three topics.
+// Every input is handed to all three parsers, as a message on each of the three topics, and
+// its first three lines to the CloudEvents header reader (events/cloudevents.hpp) as
+// ce_specversion, ce_id and ce_source: it must never throw, and an id it accepts must give a
+// UUID event id.
 // The parsers' contract is "an event or EventError": any other exception escaping, or a
 // sanitizer report, is a bug. An accepted event must also survive a serialize/parse round
 // trip unchanged, since the relay republishes what the consumers accept.
@@ -11,6 +14,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "events/cloudevents.hpp"
 #include "events/events.hpp"
 
 namespace ev = taskstream::events;
@@ -50,10 +54,23 @@ void check(std::string_view payload, const ev::SourcePosition& pos, Parse parse)
   }
 }
 
+void check_cloudevent(std::string_view input) {
+  std::string_view parts[3];
+  for (auto& part : parts) {
+    const auto nl = input.find('\n');
+    part = input.substr(0, nl);
+    input = nl == std::string_view::npos ? std::string_view() : input.substr(nl + 1);
+  }
+  const auto ce = ev::read_cloudevent(&parts[0], &parts[1], &parts[2]);
+  if (!ce.id.empty() && !ev::is_uuid(ev::event_id_of_cloudevent(ce.id, ce.source))) fail("a CloudEvent id gave no UUID");
+  if (ce.id.empty() && parts[0] == "1.0" && ce.ignored.empty()) fail("ce_id dropped without a reason");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
+  check_cloudevent(payload);
   check(payload, {"task-events", 0, 42}, [](std::string_view p, const ev::SourcePosition& pos) {
     return ev::parse_task_event(p, pos);
   });
