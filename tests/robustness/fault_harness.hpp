@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "../integration/serve_process.hpp"
+#include "kafka/admin.hpp"
 #include "kafka/tail.hpp"
 #include "storage/store.hpp"
 
@@ -277,10 +278,29 @@ struct TopicEvent {
 };
 
 /// Every message of `topic` (from the beginning until 5 s pass with nothing new).
+/// Every message of `topic`, from the beginning up to its end offsets as the broker gives them
+/// now. Reading "until nothing comes for a few seconds" is not enough after a fault: a broker
+/// fenced while paused leads its partitions again one topic at a time, and a reader that
+/// starts before this topic's turn would see nothing yet (CI saw a whole topic read as empty).
+/// 60 s without a message only ends a read that misses messages, which the verdict then shows.
 inline std::vector<TopicEvent> read_topic(const config::Settings& kafka, const std::string& topic) {
+  std::size_t expected = 0;
+  std::string error;
+  const bool known = itest::wait_until([&] {
+    try {
+      kafka::Admin admin(kafka);
+      expected = 0;
+      for (const auto& [partition, end] : admin.end_offsets({admin.describe_topic(topic)})) expected += static_cast<std::size_t>(end);
+      return true;
+    } catch (const std::exception& e) {
+      error = e.what();
+      return false;
+    }
+  }, 60s);
+  EXPECT_TRUE(known) << "the end offsets of " << topic << ": " << error;
   std::vector<TopicEvent> out;
   std::atomic<bool> stop{false};
-  kafka::tail(kafka, topic, {.from_beginning = true, .max_messages = std::nullopt, .idle_timeout = 5s},
+  kafka::tail(kafka, topic, {.from_beginning = true, .max_messages = expected, .idle_timeout = 60s},
               [&](const kafka::Message& m) {
                 auto j = json::parse(m.payload());
                 TopicEvent e{j.value("user_id", ""), j.value("task_id", ""), j.value("event_id", ""), j.value("seq", std::int64_t{0}), 0};
